@@ -1,0 +1,4 @@
+//! statedb-harness: a reference implementation of Codex-compatible SQLite state-DB handle
+//! plumbing, and a fault-injection harness around it.
+
+pub mod thread;

@@ -1,0 +1,82 @@
+//! The thread record: what the state DB knows about one conversation thread.
+//!
+//! Produced by rollout extraction (`rollout::metadata`) and stored in the `threads` table
+//! (`state::threads`). It lives at the bottom of the crate so both layers can share it
+//! without either importing the other.
+
+use std::path::PathBuf;
+
+use uuid::Uuid;
+
+/// Codex's default creation memory mode (`threads.memory_mode` default).
+pub const DEFAULT_MEMORY_MODE: &str = "enabled";
+
+/// One row of Codex's `threads` table, in the columns this crate reads and writes.
+///
+/// Timestamps are epoch milliseconds; the seconds columns Codex also has are derived from
+/// them on write.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ThreadMetadata {
+    pub id: Uuid,
+    pub rollout_path: PathBuf,
+    pub created_at_ms: i64,
+    pub updated_at_ms: i64,
+    /// Serde value of the session source: a bare string (`cli`, `vscode`, `exec`, `mcp`) or JSON text.
+    pub source: String,
+    pub model_provider: String,
+    pub cwd: String,
+    pub cli_version: String,
+    pub title: String,
+    pub first_user_message: String,
+    pub sandbox_policy: String,
+    pub approval_mode: String,
+    pub tokens_used: i64,
+    pub has_user_event: bool,
+    /// Set iff the thread is archived.
+    pub archived_at_ms: Option<i64>,
+    pub git_sha: Option<String>,
+    pub git_branch: Option<String>,
+    pub git_origin_url: Option<String>,
+    pub agent_nickname: Option<String>,
+    pub agent_role: Option<String>,
+    pub model: Option<String>,
+    pub reasoning_effort: Option<String>,
+    /// Memory mode found in the rollout (the last `session_meta` carrying one); the DB
+    /// column defaults to [`DEFAULT_MEMORY_MODE`].
+    pub memory_mode: Option<String>,
+}
+
+impl ThreadMetadata {
+    /// A record with Codex's defaults for everything but the identity and times.
+    pub fn new(id: Uuid, rollout_path: PathBuf, created_at_ms: i64) -> Self {
+        ThreadMetadata {
+            id,
+            rollout_path,
+            created_at_ms,
+            updated_at_ms: created_at_ms,
+            source: "vscode".to_string(),
+            model_provider: String::new(),
+            cwd: String::new(),
+            cli_version: String::new(),
+            title: String::new(),
+            first_user_message: String::new(),
+            sandbox_policy: "read-only".to_string(),
+            approval_mode: "on-request".to_string(),
+            tokens_used: 0,
+            has_user_event: false,
+            archived_at_ms: None,
+            git_sha: None,
+            git_branch: None,
+            git_origin_url: None,
+            agent_nickname: None,
+            agent_role: None,
+            model: None,
+            reasoning_effort: None,
+            memory_mode: None,
+        }
+    }
+
+    pub fn is_archived(&self) -> bool {
+        self.archived_at_ms.is_some()
+    }
+}
