@@ -9,9 +9,11 @@
 //! - [`writer`]: deterministic realistic rollouts for fixtures and scenarios;
 //! - [`search`]: filesystem collection and exact-UUID lookup.
 
+pub mod head;
 pub mod layout;
 pub mod line;
 
+pub use head::{read_session_meta_head, HeadError, SessionMetaHead, HEAD_RECORD_LIMIT};
 pub use layout::{
     active_rollout_path, archived_rollout_path, is_rollout_file_name, parse_rollout_file_name,
     rollout_file_name, root_of, uuid_v7_unix_ms, watermark_for, ParsedRolloutName, Root,
