@@ -12,6 +12,7 @@
 pub mod head;
 pub mod layout;
 pub mod line;
+pub mod metadata;
 
 pub use head::{read_session_meta_head, HeadError, SessionMetaHead, HEAD_RECORD_LIMIT};
 pub use layout::{
@@ -20,3 +21,4 @@ pub use layout::{
     ARCHIVED_SESSIONS_SUBDIR, SESSIONS_SUBDIR,
 };
 pub use line::{format_timestamp, parse_line, RolloutLine};
+pub use metadata::{extract_metadata, ExtractError, Extraction};
