@@ -13,6 +13,7 @@ pub mod head;
 pub mod layout;
 pub mod line;
 pub mod metadata;
+pub mod writer;
 
 pub use head::{read_session_meta_head, HeadError, SessionMetaHead, HEAD_RECORD_LIMIT};
 pub use layout::{
@@ -22,3 +23,4 @@ pub use layout::{
 };
 pub use line::{format_timestamp, parse_line, RolloutLine};
 pub use metadata::{extract_metadata, ExtractError, Extraction};
+pub use writer::{render_rollout, rollout_path_for, write_rollout, GitInfo, RolloutSpec};
