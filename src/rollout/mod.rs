@@ -13,6 +13,7 @@ pub mod head;
 pub mod layout;
 pub mod line;
 pub mod metadata;
+pub mod search;
 pub mod writer;
 
 pub use head::{read_session_meta_head, HeadError, SessionMetaHead, HEAD_RECORD_LIMIT};
@@ -23,4 +24,8 @@ pub use layout::{
 };
 pub use line::{format_timestamp, parse_line, RolloutLine};
 pub use metadata::{extract_metadata, ExtractError, Extraction};
+pub use search::{
+    collect_rollout_files, find_rollout_by_id, find_rollout_by_id_fuzzy_for_mutant, SearchOutcome,
+    SearchVia,
+};
 pub use writer::{render_rollout, rollout_path_for, write_rollout, GitInfo, RolloutSpec};
