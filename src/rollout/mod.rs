@@ -3,7 +3,7 @@
 //!
 //! This module only declares the submodules and re-exports their main items:
 //! - [`layout`]: roots, file names, dated paths, watermarks (pure path arithmetic);
-//! - [`line`]: the JSONL line model;
+//! - [`line`](mod@line): the JSONL line model;
 //! - [`head`]: the head reader that verifies which thread a file belongs to;
 //! - [`metadata`]: full metadata extraction for backfill and slow repair;
 //! - [`writer`]: deterministic realistic rollouts for fixtures and scenarios;
