@@ -1,6 +1,28 @@
 //! statedb-harness: a reference implementation of Codex-compatible SQLite state-DB handle
 //! plumbing, and a fault-injection harness around it.
+//!
+//! Layers, lowest first (nothing imports upward):
+//!
+//! - `clock`, `timing`, `events`, `failpoints`, `variant`, `process` — per-process values
+//!   passed explicitly (no globals): time, timings, event sink, failpoints, the
+//!   implementation variant and the handle registry.
+//! - `thread` — the thread record; `rollout` — the files, which are the truth.
+//! - `state` — the SQLite runtime, schema, `threads` and `backfill_state` (fenced lease).
+//! - `backfill` — the lease-guarded scan; `state_db` — `init` / `try_init` / `open_existing`.
+//! - `lookup` — verified path lookup, read-repair, listing.
+//! - `fixture` — deterministic homes; `cli` — the command line.
 
+pub mod backfill;
+pub mod cli;
+pub mod clock;
+pub mod events;
+pub mod failpoints;
 pub mod fixture;
+pub mod lookup;
+pub mod process;
 pub mod rollout;
+pub mod state;
+pub mod state_db;
 pub mod thread;
+pub mod timing;
+pub mod variant;

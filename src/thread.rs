@@ -80,3 +80,38 @@ impl ThreadMetadata {
         self.archived_at_ms.is_some()
     }
 }
+
+/// Which roots a lookup or listing covers.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Default,
+    serde::Serialize,
+    serde::Deserialize,
+    clap::ValueEnum,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Scope {
+    /// `sessions/` and rows with `archived = 0`.
+    #[default]
+    Active,
+    /// `archived_sessions/` and rows with `archived = 1`.
+    Archived,
+    /// Both.
+    Any,
+}
+
+impl Scope {
+    /// The `archived` column value this scope requires, if any.
+    pub fn archived_filter(self) -> Option<bool> {
+        match self {
+            Scope::Active => Some(false),
+            Scope::Archived => Some(true),
+            Scope::Any => None,
+        }
+    }
+}

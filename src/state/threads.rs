@@ -1,0 +1,330 @@
+//! The `threads` table: upsert, insert-if-absent, point lookups, compare-and-swap of the
+//! rollout path, delete, keyset pages and full dumps.
+//!
+//! Every function takes a connection or transaction so callers choose the transaction
+//! boundary (a backfill batch, a repair); `StateRuntime` convenience wrappers open one.
+
+use std::path::{Path, PathBuf};
+
+use rusqlite::{params, Connection, OptionalExtension, Row};
+use uuid::Uuid;
+
+use super::error::StateError;
+use super::runtime::StateRuntime;
+use crate::thread::{Scope, ThreadMetadata, DEFAULT_MEMORY_MODE};
+
+const SELECT_COLUMNS: &str = "id, rollout_path, COALESCE(created_at_ms, created_at * 1000),
+    COALESCE(updated_at_ms, updated_at * 1000), source, model_provider, cwd, cli_version, title,
+    first_user_message, sandbox_policy, approval_mode, tokens_used, has_user_event, archived,
+    archived_at, git_sha, git_branch, git_origin_url, agent_nickname, agent_role, model,
+    reasoning_effort, memory_mode";
+
+fn from_row(row: &Row<'_>) -> rusqlite::Result<ThreadMetadata> {
+    let id_text: String = row.get(0)?;
+    let id = Uuid::parse_str(&id_text).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
+    })?;
+    let archived: bool = row.get(14)?;
+    let archived_at_s: Option<i64> = row.get(15)?;
+    let updated_at_ms: i64 = row.get(3)?;
+    Ok(ThreadMetadata {
+        id,
+        rollout_path: PathBuf::from(row.get::<_, String>(1)?),
+        created_at_ms: row.get(2)?,
+        updated_at_ms,
+        source: row.get(4)?,
+        model_provider: row.get(5)?,
+        cwd: row.get(6)?,
+        cli_version: row.get(7)?,
+        title: row.get(8)?,
+        first_user_message: row.get(9)?,
+        sandbox_policy: row.get(10)?,
+        approval_mode: row.get(11)?,
+        tokens_used: row.get(12)?,
+        has_user_event: row.get(13)?,
+        archived_at_ms: if archived {
+            Some(archived_at_s.map(|s| s * 1000).unwrap_or(updated_at_ms))
+        } else {
+            None
+        },
+        git_sha: row.get(16)?,
+        git_branch: row.get(17)?,
+        git_origin_url: row.get(18)?,
+        agent_nickname: row.get(19)?,
+        agent_role: row.get(20)?,
+        model: row.get(21)?,
+        reasoning_effort: row.get(22)?,
+        memory_mode: row.get(23)?,
+    })
+}
+
+fn path_text(p: &Path) -> String {
+    p.to_string_lossy().into_owned()
+}
+
+/// Codex's upsert: overwrite every metadata column except `memory_mode` (creation value
+/// only), keep existing non-null git fields, and keep an existing explicit title (one that
+/// differs from the first user message) when the new title is empty or just the first
+/// user message.
+pub fn upsert(conn: &Connection, m: &ThreadMetadata) -> rusqlite::Result<()> {
+    let mut stmt = conn.prepare_cached(
+        "INSERT INTO threads (id, rollout_path, created_at, updated_at, created_at_ms, updated_at_ms,
+            source, model_provider, cwd, cli_version, title, first_user_message, sandbox_policy,
+            approval_mode, tokens_used, has_user_event, archived, archived_at, git_sha, git_branch,
+            git_origin_url, agent_nickname, agent_role, model, reasoning_effort, memory_mode)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18,
+            ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26)
+         ON CONFLICT(id) DO UPDATE SET
+            rollout_path = excluded.rollout_path,
+            created_at = excluded.created_at,
+            updated_at = excluded.updated_at,
+            created_at_ms = excluded.created_at_ms,
+            updated_at_ms = excluded.updated_at_ms,
+            source = excluded.source,
+            model_provider = excluded.model_provider,
+            cwd = excluded.cwd,
+            cli_version = excluded.cli_version,
+            title = CASE
+                WHEN threads.title <> '' AND threads.title <> threads.first_user_message
+                     AND (excluded.title = '' OR excluded.title = excluded.first_user_message)
+                THEN threads.title ELSE excluded.title END,
+            first_user_message = excluded.first_user_message,
+            sandbox_policy = excluded.sandbox_policy,
+            approval_mode = excluded.approval_mode,
+            tokens_used = excluded.tokens_used,
+            has_user_event = excluded.has_user_event,
+            archived = excluded.archived,
+            archived_at = excluded.archived_at,
+            git_sha = COALESCE(threads.git_sha, excluded.git_sha),
+            git_branch = COALESCE(threads.git_branch, excluded.git_branch),
+            git_origin_url = COALESCE(threads.git_origin_url, excluded.git_origin_url),
+            agent_nickname = excluded.agent_nickname,
+            agent_role = excluded.agent_role,
+            model = excluded.model,
+            reasoning_effort = excluded.reasoning_effort",
+    )?;
+    stmt.execute(params![
+        m.id.to_string(),
+        path_text(&m.rollout_path),
+        m.created_at_ms.div_euclid(1000),
+        m.updated_at_ms.div_euclid(1000),
+        m.created_at_ms,
+        m.updated_at_ms,
+        m.source,
+        m.model_provider,
+        m.cwd,
+        m.cli_version,
+        m.title,
+        m.first_user_message,
+        m.sandbox_policy,
+        m.approval_mode,
+        m.tokens_used,
+        m.has_user_event,
+        m.is_archived(),
+        m.archived_at_ms.map(|ms| ms.div_euclid(1000)),
+        m.git_sha,
+        m.git_branch,
+        m.git_origin_url,
+        m.agent_nickname,
+        m.agent_role,
+        m.model,
+        m.reasoning_effort,
+        m.memory_mode.as_deref().unwrap_or(DEFAULT_MEMORY_MODE),
+    ])?;
+    Ok(())
+}
+
+/// Inserts the row only if no row with that id exists; returns whether it inserted.
+pub fn insert_if_absent(conn: &Connection, m: &ThreadMetadata) -> rusqlite::Result<bool> {
+    let exists: bool = conn
+        .prepare_cached("SELECT 1 FROM threads WHERE id = ?1")?
+        .query_row([m.id.to_string()], |_| Ok(true))
+        .optional()?
+        .unwrap_or(false);
+    if exists {
+        return Ok(false);
+    }
+    upsert(conn, m)?;
+    Ok(true)
+}
+
+pub fn get(conn: &Connection, id: Uuid) -> rusqlite::Result<Option<ThreadMetadata>> {
+    conn.prepare_cached(&format!(
+        "SELECT {SELECT_COLUMNS} FROM threads WHERE id = ?1"
+    ))?
+    .query_row([id.to_string()], from_row)
+    .optional()
+}
+
+/// `SELECT rollout_path FROM threads WHERE id = ?` within a scope (Codex's
+/// `find_rollout_path_by_id`).
+pub fn find_rollout_path(
+    conn: &Connection,
+    id: Uuid,
+    scope: Scope,
+) -> rusqlite::Result<Option<PathBuf>> {
+    let sql = match scope.archived_filter() {
+        Some(true) => "SELECT rollout_path FROM threads WHERE id = ?1 AND archived = 1",
+        Some(false) => "SELECT rollout_path FROM threads WHERE id = ?1 AND archived = 0",
+        None => "SELECT rollout_path FROM threads WHERE id = ?1",
+    };
+    conn.prepare_cached(sql)?
+        .query_row([id.to_string()], |r| r.get::<_, String>(0))
+        .optional()
+        .map(|p| p.map(PathBuf::from))
+}
+
+/// Compare-and-swap of the rollout path (and the archived flag that follows the root the
+/// file lives in): writes only if the row still holds `expected`. Returns whether it wrote.
+pub fn cas_rollout_path(
+    conn: &Connection,
+    id: Uuid,
+    expected: &Path,
+    new_path: &Path,
+    archived_at_ms: Option<i64>,
+) -> rusqlite::Result<bool> {
+    let n = conn
+        .prepare_cached(
+            "UPDATE threads SET rollout_path = ?3, archived = ?4,
+                archived_at = CASE WHEN ?4 = 0 THEN NULL ELSE COALESCE(archived_at, ?5) END
+             WHERE id = ?1 AND rollout_path = ?2",
+        )?
+        .execute(params![
+            id.to_string(),
+            path_text(expected),
+            path_text(new_path),
+            archived_at_ms.is_some(),
+            archived_at_ms.map(|ms| ms.div_euclid(1000)),
+        ])?;
+    Ok(n == 1)
+}
+
+pub fn delete(conn: &Connection, id: Uuid) -> rusqlite::Result<bool> {
+    Ok(conn
+        .prepare_cached("DELETE FROM threads WHERE id = ?1")?
+        .execute([id.to_string()])?
+        == 1)
+}
+
+/// Sort key of a listing.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Default,
+    serde::Serialize,
+    serde::Deserialize,
+    clap::ValueEnum,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum SortKey {
+    Created,
+    #[default]
+    Updated,
+}
+
+impl SortKey {
+    pub fn column(self) -> &'static str {
+        match self {
+            SortKey::Created => "COALESCE(created_at_ms, created_at * 1000)",
+            SortKey::Updated => "COALESCE(updated_at_ms, updated_at * 1000)",
+        }
+    }
+    pub fn of(self, m: &ThreadMetadata) -> i64 {
+        match self {
+            SortKey::Created => m.created_at_ms,
+            SortKey::Updated => m.updated_at_ms,
+        }
+    }
+}
+
+/// Keyset anchor: the last item of the previous page. `id = None` is a timestamp-only
+/// anchor (Codex's weak form, which drops rows tying on the timestamp).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Anchor {
+    pub ts_ms: i64,
+    pub id: Option<Uuid>,
+}
+
+/// Up to `limit` rows after `anchor`, newest first, ordered by `(key, id)` descending.
+pub fn page(
+    conn: &Connection,
+    archived: bool,
+    key: SortKey,
+    anchor: Option<Anchor>,
+    limit: usize,
+) -> rusqlite::Result<Vec<ThreadMetadata>> {
+    let col = key.column();
+    let limit = limit as i64;
+    let base = format!("SELECT {SELECT_COLUMNS} FROM threads WHERE archived = ?1");
+    let order = format!("ORDER BY {col} DESC, id DESC LIMIT ?2");
+    match anchor {
+        None => conn
+            .prepare_cached(&format!("{base} {order}"))?
+            .query_map(params![archived, limit], from_row)?
+            .collect(),
+        Some(Anchor {
+            ts_ms,
+            id: Some(id),
+        }) => conn
+            .prepare_cached(&format!(
+                "{base} AND ({col} < ?3 OR ({col} = ?3 AND id < ?4)) {order}"
+            ))?
+            .query_map(params![archived, limit, ts_ms, id.to_string()], from_row)?
+            .collect(),
+        Some(Anchor { ts_ms, id: None }) => conn
+            .prepare_cached(&format!("{base} AND {col} < ?3 {order}"))?
+            .query_map(params![archived, limit, ts_ms], from_row)?
+            .collect(),
+    }
+}
+
+/// Every row, by id (oracle and snapshots).
+pub fn all(conn: &Connection) -> rusqlite::Result<Vec<ThreadMetadata>> {
+    conn.prepare_cached(&format!("SELECT {SELECT_COLUMNS} FROM threads ORDER BY id"))?
+        .query_map([], from_row)?
+        .collect()
+}
+
+pub fn count(conn: &Connection) -> rusqlite::Result<i64> {
+    conn.query_row("SELECT count(*) FROM threads", [], |r| r.get(0))
+}
+
+/// Convenience wrappers that open their own transaction on the runtime.
+impl StateRuntime {
+    pub fn upsert_thread(&self, m: &ThreadMetadata) -> Result<(), StateError> {
+        self.write("upsert_thread", |tx| {
+            upsert(tx, m).map_err(self.err("upsert_thread"))
+        })
+    }
+
+    pub fn get_thread(&self, id: Uuid) -> Result<Option<ThreadMetadata>, StateError> {
+        self.read("get_thread", |c| get(c, id))
+    }
+
+    pub fn find_rollout_path_by_id(
+        &self,
+        id: Uuid,
+        scope: Scope,
+    ) -> Result<Option<PathBuf>, StateError> {
+        self.read("find_rollout_path_by_id", |c| {
+            find_rollout_path(c, id, scope)
+        })
+    }
+
+    pub fn delete_thread(&self, id: Uuid) -> Result<bool, StateError> {
+        self.write("delete_thread", |tx| {
+            delete(tx, id).map_err(self.err("delete_thread"))
+        })
+    }
+
+    pub fn all_threads(&self) -> Result<Vec<ThreadMetadata>, StateError> {
+        self.read("all_threads", all)
+    }
+
+    pub fn thread_count(&self) -> Result<i64, StateError> {
+        self.read("thread_count", count)
+    }
+}

@@ -1,0 +1,445 @@
+//! The reference state layer against the behaviours of Codex's own tests (re-expressed),
+//! plus the fenced lease, concurrency and open-only guarantees we add.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::{cfg, cfg_with, ctx, home_with};
+use rusqlite::Connection;
+use statedb_harness::backfill::run_backfill;
+use statedb_harness::clock::Clock;
+use statedb_harness::process::ProcessContext;
+use statedb_harness::rollout::layout::watermark_for;
+use statedb_harness::state::backfill_state::{BackfillStatus, FencedWrite, LeaseClaimant};
+use statedb_harness::state::{JournalMode, OpenMode, StateError, StateRuntime, STATE_DB_FILENAME};
+use statedb_harness::state_db::{open_existing, try_init, InitError};
+
+#[test]
+fn try_init_waits_for_concurrent_startup_backfill() {
+    let (home, _) = home_with(3, 0);
+    let c = cfg(home.path());
+    let owner_ctx = ctx("owner");
+    let owner =
+        StateRuntime::open(&owner_ctx, c.runtime.clone(), OpenMode::CreateAndMigrate).unwrap();
+    let who = LeaseClaimant::fresh();
+    assert!(owner.try_claim_backfill(&who, 60_000).unwrap());
+    let finisher = {
+        let owner = owner.clone();
+        let token = who.owner_id.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(25));
+            owner
+                .fenced(FencedWrite::Complete, &token, None, 60_000)
+                .unwrap();
+        })
+    };
+    let waiter = cfg_with(home.path(), |t| {
+        t.lease = Duration::from_secs(60);
+        t.wait_timeout = Duration::from_secs(2);
+    });
+    let started = Instant::now();
+    let report = try_init(&ctx("waiter"), &waiter).expect("waiter must see the owner's completion");
+    finisher.join().unwrap();
+    assert_eq!(report.status, BackfillStatus::Complete);
+    assert!(
+        !report.backfill.ran,
+        "the waiter must not steal a live lease"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "returned without waiting out the timeout"
+    );
+}
+
+#[test]
+fn try_init_times_out_waiting_for_stuck_startup_backfill() {
+    let (home, _) = home_with(2, 0);
+    let c = cfg_with(home.path(), |t| {
+        t.lease = Duration::from_secs(60);
+        t.wait_timeout = Duration::from_millis(300);
+    });
+    let owner =
+        StateRuntime::open(&ctx("owner"), c.runtime.clone(), OpenMode::CreateAndMigrate).unwrap();
+    assert!(owner
+        .try_claim_backfill(&LeaseClaimant::fresh(), 60_000)
+        .unwrap());
+    let started = Instant::now();
+    let err = try_init(&ctx("waiter"), &c).unwrap_err();
+    let elapsed = started.elapsed();
+    let text = err.to_string();
+    assert!(err.is_timeout(), "{text}");
+    assert!(
+        text.contains("timed out waiting for state db backfill"),
+        "{text}"
+    );
+    assert!(text.contains("(status: running)"), "{text}");
+    assert!(text.contains("after 300ms"), "{text}");
+    assert!(
+        elapsed >= Duration::from_millis(300),
+        "gave up early: {elapsed:?}"
+    );
+    assert!(
+        elapsed < Duration::from_millis(300 + 700),
+        "overshot the timeout: {elapsed:?}"
+    );
+}
+
+#[test]
+fn backfill_resumes_from_watermark_after_stale_lease_and_marks_complete() {
+    let (home, threads) = home_with(2, 0);
+    let c = cfg(home.path());
+    let rt = StateRuntime::open(&ctx("p"), c.runtime.clone(), OpenMode::CreateAndMigrate).unwrap();
+    let mut marks: Vec<_> = threads
+        .iter()
+        .map(|t| (watermark_for(home.path(), &t.path), t.id))
+        .collect();
+    marks.sort();
+    // A previous owner checkpointed the first file and then went silent 10 s ago.
+    rt.read("test setup", |c| {
+        c.execute(
+            "UPDATE backfill_state SET status = 'running', last_watermark = ?1,
+                updated_at = CAST(strftime('%s','now') AS INTEGER) - 10 WHERE id = 1",
+            [&marks[0].0],
+        )
+    })
+    .unwrap();
+    let outcome = run_backfill(&rt, &c.timings).unwrap();
+    assert!(outcome.ran);
+    assert!(
+        rt.get_thread(marks[0].1).unwrap().is_none(),
+        "file behind the watermark is skipped"
+    );
+    assert!(
+        rt.get_thread(marks[1].1).unwrap().is_some(),
+        "file after the watermark is indexed"
+    );
+    let state = rt.backfill_state().unwrap();
+    assert_eq!(state.status, BackfillStatus::Complete);
+    assert_eq!(state.last_watermark.as_deref(), Some(marks[1].0.as_str()));
+    assert!(state.last_success_at.is_some());
+}
+
+#[test]
+fn claim_is_singleton_until_stale_and_blocked_when_complete() {
+    let (home, _) = home_with(0, 0);
+    let rt = StateRuntime::open(
+        &ctx("p"),
+        cfg(home.path()).runtime,
+        OpenMode::CreateAndMigrate,
+    )
+    .unwrap();
+    let a = LeaseClaimant::fresh();
+    assert!(rt.try_claim_backfill(&a, 3_600_000).unwrap());
+    assert!(!rt
+        .try_claim_backfill(&LeaseClaimant::fresh(), 3_600_000)
+        .unwrap());
+    rt.read("age the lease", |c| {
+        c.execute(
+            "UPDATE backfill_state SET updated_at = updated_at - 10000,
+                lease_expires_at_ms = lease_expires_at_ms - 10000000 WHERE id = 1",
+            [],
+        )
+    })
+    .unwrap();
+    let b = LeaseClaimant::fresh();
+    assert!(
+        rt.try_claim_backfill(&b, 10_000).unwrap(),
+        "an expired lease is taken over"
+    );
+    rt.fenced(FencedWrite::Complete, &b.owner_id, None, 10_000)
+        .unwrap();
+    assert!(!rt
+        .try_claim_backfill(&LeaseClaimant::fresh(), 3_600_000)
+        .unwrap());
+}
+
+#[test]
+fn codex_style_running_row_without_owner_columns_is_a_live_lease() {
+    let (home, _) = home_with(0, 0);
+    let rt = StateRuntime::open(
+        &ctx("p"),
+        cfg(home.path()).runtime,
+        OpenMode::CreateAndMigrate,
+    )
+    .unwrap();
+    rt.read("codex claim", |c| {
+        c.execute(
+            "UPDATE backfill_state SET status = 'running', updated_at = CAST(strftime('%s','now') AS INTEGER) WHERE id = 1",
+            [],
+        )
+    })
+    .unwrap();
+    assert!(!rt
+        .try_claim_backfill(&LeaseClaimant::fresh(), 60_000)
+        .unwrap());
+}
+
+#[test]
+fn stale_owners_checkpoint_and_completion_are_rejected_after_takeover() {
+    let (home, _) = home_with(0, 0);
+    let c = cfg(home.path());
+    let a_rt =
+        StateRuntime::open(&ctx("a"), c.runtime.clone(), OpenMode::CreateAndMigrate).unwrap();
+    let a = LeaseClaimant::fresh();
+    assert!(a_rt.try_claim_backfill(&a, 100).unwrap());
+    // B's clock runs 5 s ahead, so A's 100 ms lease has expired for B: no sleep needed.
+    let b_ctx = ProcessContext::builder()
+        .name("b")
+        .clock(Clock::skewed(5_000))
+        .build();
+    let b_rt = StateRuntime::open(&b_ctx, c.runtime.clone(), OpenMode::CreateAndMigrate).unwrap();
+    let b = LeaseClaimant::fresh();
+    assert!(b_rt.try_claim_backfill(&b, 100).unwrap());
+    let err = a_rt
+        .fenced(
+            FencedWrite::Checkpoint,
+            &a.owner_id,
+            Some("sessions/zzz"),
+            100,
+        )
+        .unwrap_err();
+    assert!(matches!(err, StateError::LeaseLost { .. }), "{err}");
+    let err = a_rt
+        .fenced(
+            FencedWrite::Complete,
+            &a.owner_id,
+            Some("sessions/zzz"),
+            100,
+        )
+        .unwrap_err();
+    assert!(matches!(err, StateError::LeaseLost { .. }), "{err}");
+    let state = b_rt.backfill_state().unwrap();
+    assert_eq!(state.status, BackfillStatus::Running);
+    assert_eq!(state.last_watermark, None, "the stale owner moved nothing");
+    assert_eq!(state.owner.unwrap().owner_id, b.owner_id);
+}
+
+#[test]
+fn reads_succeed_while_another_connection_holds_the_write_lock() {
+    let (home, _) = home_with(0, 0);
+    let c = cfg(home.path());
+    let rt = StateRuntime::open(&ctx("p"), c.runtime.clone(), OpenMode::CreateAndMigrate).unwrap();
+    let blocker = Connection::open(home.path().join(STATE_DB_FILENAME)).unwrap();
+    blocker
+        .execute_batch(
+            "BEGIN IMMEDIATE; UPDATE backfill_state SET updated_at = updated_at WHERE id = 1;",
+        )
+        .unwrap();
+    let started = Instant::now();
+    let state = rt.backfill_state().unwrap();
+    assert_eq!(state.status, BackfillStatus::Pending);
+    assert!(
+        started.elapsed() < Duration::from_millis(500),
+        "a read queued behind the writer"
+    );
+    blocker.execute_batch("ROLLBACK").unwrap();
+}
+
+#[test]
+fn a_missing_singleton_row_reads_as_pending_and_init_recreates_it() {
+    let (home, _) = home_with(1, 0);
+    let c = cfg(home.path());
+    {
+        let rt =
+            StateRuntime::open(&ctx("p"), c.runtime.clone(), OpenMode::CreateAndMigrate).unwrap();
+        rt.read("delete row", |c| {
+            c.execute("DELETE FROM backfill_state", [])
+        })
+        .unwrap();
+        let state = rt.backfill_state().unwrap();
+        assert_eq!(state.status, BackfillStatus::Pending);
+        assert!(!state.row_present);
+    }
+    let report = try_init(&ctx("q"), &c).unwrap();
+    assert_eq!(report.status, BackfillStatus::Complete);
+    assert!(report.handle.backfill_state().unwrap().row_present);
+}
+
+#[test]
+fn newer_applied_migrations_are_tolerated() {
+    let (home, _) = home_with(1, 0);
+    let c = cfg(home.path());
+    {
+        let rt =
+            StateRuntime::open(&ctx("p"), c.runtime.clone(), OpenMode::CreateAndMigrate).unwrap();
+        rt.read("fake newer", |c| {
+            c.execute(
+                "INSERT INTO statedb_harness_migrations VALUES (9999, 'from_the_future', 0)",
+                [],
+            )
+        })
+        .unwrap();
+    }
+    let report = try_init(&ctx("q"), &c).expect("a DB migrated by a newer version opens");
+    assert_eq!(report.status, BackfillStatus::Complete);
+}
+
+#[test]
+fn delete_journal_mode_is_honoured() {
+    let (home, _) = home_with(0, 0);
+    let mut c = cfg(home.path());
+    c.runtime.journal_mode = JournalMode::Delete;
+    let report = try_init(&ctx("p"), &c).unwrap();
+    assert_eq!(report.handle.journal_mode().unwrap(), "delete");
+    assert_eq!(
+        report.handle.integrity_check().unwrap(),
+        vec!["ok".to_string()]
+    );
+}
+
+#[test]
+fn eight_concurrent_inits_on_one_fresh_home_all_succeed_with_one_row_per_rollout() {
+    let (home, _) = home_with(2_000, 0);
+    let c = cfg_with(home.path(), |t| {
+        t.lease = Duration::from_secs(5);
+        t.wait_timeout = Duration::from_secs(60);
+    });
+    let workers: Vec<_> = (0..8)
+        .map(|i| {
+            let c = c.clone();
+            std::thread::spawn(move || try_init(&ProcessContext::plain(&format!("p{i}")), &c))
+        })
+        .collect();
+    let reports: Vec<_> = workers
+        .into_iter()
+        .map(|w| w.join().unwrap().unwrap())
+        .collect();
+    let ran = reports.iter().filter(|r| r.backfill.ran).count();
+    assert_eq!(ran, 1, "exactly one process ran the backfill");
+    assert_eq!(reports[0].handle.thread_count().unwrap(), 2_000);
+}
+
+#[test]
+fn open_existing_on_a_missing_db_creates_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = cfg(&dir.path().join("not-yet"));
+    assert!(open_existing(&ctx("p"), &c).unwrap().is_none());
+    assert!(!dir.path().join("not-yet").exists());
+}
+
+#[test]
+fn open_existing_on_an_incomplete_db_is_none_and_writes_nothing() {
+    let (home, _) = home_with(1, 0);
+    let c = cfg(home.path());
+    drop(StateRuntime::open(&ctx("p"), c.runtime.clone(), OpenMode::CreateAndMigrate).unwrap());
+    let before = std::fs::read(home.path().join(STATE_DB_FILENAME)).unwrap();
+    assert!(open_existing(&ctx("q"), &c).unwrap().is_none());
+    assert_eq!(
+        std::fs::read(home.path().join(STATE_DB_FILENAME)).unwrap(),
+        before
+    );
+}
+
+#[test]
+fn a_second_handle_in_one_process_is_refused() {
+    let (home, _) = home_with(1, 0);
+    let c = cfg(home.path());
+    let p = ctx("p");
+    let _first = try_init(&p, &c).unwrap();
+    let err = try_init(&p, &c).unwrap_err();
+    assert!(
+        err.to_string().contains("already holds a state db handle"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_db_file_that_is_not_a_database_fails_with_its_path_and_is_kept() {
+    let (home, _) = home_with(1, 0);
+    let db = home.path().join(STATE_DB_FILENAME);
+    std::fs::write(
+        &db,
+        b"this is not sqlite, just some bytes that are long enough to be a header.....",
+    )
+    .unwrap();
+    let before = std::fs::read(&db).unwrap();
+    let err = try_init(&ctx("p"), &cfg(home.path())).unwrap_err();
+    let text = err.to_string();
+    assert!(matches!(err, InitError::Open { .. }), "{text}");
+    assert!(text.contains(&db.display().to_string()), "{text}");
+    assert!(text.contains("not a SQLite database"), "{text}");
+    assert_eq!(
+        std::fs::read(&db).unwrap(),
+        before,
+        "the file is never deleted or rewritten"
+    );
+}
+
+#[test]
+fn an_unknown_backfill_status_is_rebackfilled_instead_of_wedging_startup() {
+    let (home, _) = home_with(2, 0);
+    let c = cfg(home.path());
+    drop(StateRuntime::open(&ctx("p"), c.runtime.clone(), OpenMode::CreateAndMigrate).unwrap());
+    let raw = Connection::open(home.path().join(STATE_DB_FILENAME)).unwrap();
+    raw.execute(
+        "UPDATE backfill_state SET status = 'rebuilding' WHERE id = 1",
+        [],
+    )
+    .unwrap();
+    let report = try_init(&ctx("q"), &c).unwrap();
+    assert_eq!(report.status, BackfillStatus::Complete);
+    assert!(report.backfill.ran);
+    assert_eq!(report.handle.thread_count().unwrap(), 2);
+}
+
+#[test]
+fn garbled_and_empty_rollouts_are_counted_failed_never_fatal() {
+    let (home, threads) = home_with(3, 0);
+    std::fs::write(&threads[0].path, b"").unwrap();
+    let dir = threads[1].path.parent().unwrap();
+    std::fs::write(
+        dir.join("rollout-2026-01-01T00-00-00-not-a-uuid.jsonl"),
+        b"{garbage\n",
+    )
+    .unwrap();
+    let report = try_init(&ctx("p"), &cfg(home.path())).unwrap();
+    assert_eq!(report.backfill.scanned, 4);
+    assert_eq!(report.backfill.failed, 2);
+    assert_eq!(report.backfill.upserted, 2);
+    assert_eq!(report.status, BackfillStatus::Complete);
+}
+
+#[test]
+fn a_torn_last_line_does_not_fail_the_file() {
+    let (home, threads) = home_with(1, 0);
+    let mut bytes = std::fs::read(&threads[0].path).unwrap();
+    bytes.extend_from_slice(b"{\"timestamp\":\"2026-01-27T12:00:00.000Z\",\"type\":\"event_ms");
+    std::fs::write(&threads[0].path, bytes).unwrap();
+    let report = try_init(&ctx("p"), &cfg(home.path())).unwrap();
+    assert_eq!(report.backfill.failed, 0);
+    assert!(report.handle.get_thread(threads[0].id).unwrap().is_some());
+}
+
+#[test]
+fn a_killed_owner_leaves_the_lease_and_a_waiter_takes_it_over_after_expiry() {
+    use statedb_harness::failpoints::{DeathMode, FailpointSet};
+    let (home, _) = home_with(450, 0);
+    let c = cfg_with(home.path(), |t| {
+        t.lease = Duration::from_millis(300);
+        t.wait_timeout = Duration::from_secs(5);
+    });
+    let dying = ProcessContext::builder()
+        .name("dying")
+        .failpoints(FailpointSet::new(
+            vec!["backfill.after_batch@1=kill".parse().unwrap()],
+            None,
+            DeathMode::Simulated,
+        ))
+        .build();
+    let err = try_init(&dying, &c).unwrap_err();
+    assert!(err.to_string().contains("killed"), "{err}");
+    let started = Instant::now();
+    let report = try_init(&ctx("next"), &c).unwrap();
+    assert!(
+        report.backfill.ran,
+        "the next process takes the expired lease over"
+    );
+    assert!(
+        started.elapsed() >= Duration::from_millis(150),
+        "took over a live lease"
+    );
+    assert_eq!(report.handle.thread_count().unwrap(), 450);
+    let _ = Arc::strong_count(&report.handle);
+}
