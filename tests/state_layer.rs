@@ -443,3 +443,54 @@ fn a_killed_owner_leaves_the_lease_and_a_waiter_takes_it_over_after_expiry() {
     assert_eq!(report.handle.thread_count().unwrap(), 450);
     let _ = Arc::strong_count(&report.handle);
 }
+
+#[test]
+fn the_heartbeat_keeps_a_paused_owners_lease_live_past_its_length() {
+    use statedb_harness::failpoints::{DeathMode, FailpointSet};
+    let (home, _) = home_with(5, 0);
+    let release = tempfile::tempdir().unwrap();
+    let c = cfg_with(home.path(), |t| {
+        t.lease = Duration::from_millis(150);
+        t.wait_timeout = Duration::from_millis(600);
+    });
+    let (sink, events) = statedb_harness::events::EventSink::memory();
+    let owner = ProcessContext::builder()
+        .name("owner")
+        .events(sink)
+        .failpoints(FailpointSet::new(
+            vec!["backfill.after_claim=pause(10s)".parse().unwrap()],
+            Some(release.path().to_path_buf()),
+            DeathMode::Simulated,
+        ))
+        .build();
+    let owner_cfg = c.clone();
+    let owner_thread = std::thread::spawn(move || try_init(&owner, &owner_cfg));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !events
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|e| e.kind == "failpoint_fired")
+    {
+        assert!(Instant::now() < deadline, "owner never claimed");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    // 600ms is four lease lengths: only heartbeats keep the lease from expiring.
+    let err = try_init(&ctx("waiter"), &c).unwrap_err();
+    assert!(err.is_timeout(), "{err}");
+    std::fs::write(
+        FailpointSet::release_file(release.path(), "backfill.after_claim"),
+        b"",
+    )
+    .unwrap();
+    let report = owner_thread.join().unwrap().unwrap();
+    assert!(report.backfill.ran);
+    assert!(
+        events
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|e| e.kind == "fenced_write" && e.data["write"] == "heartbeat"),
+        "heartbeats were written"
+    );
+}

@@ -3,6 +3,7 @@
 //! a scenario failed), 2 bad input or an I/O error.
 
 mod args;
+mod scenario_cmds;
 mod state_cmds;
 
 use std::process::ExitCode;
@@ -38,26 +39,42 @@ pub enum Command {
     List(state_cmds::ListArgs),
     /// Show the backfill state, the lease owner and the failed rollouts of a state DB (read-only).
     Status(state_cmds::StatusArgs),
+    /// Run the scenario catalog (the main job): fault injection, workers, checks, reports.
+    Run(scenario_cmds::RunArgs),
+    /// Re-run one scenario with the seed of a failing run, keeping its run directory.
+    Replay(scenario_cmds::ReplayArgs),
+    /// List scenarios with their tags and fault kinds.
+    ListScenarios(scenario_cmds::ListScenariosArgs),
+    /// Run one worker of a scenario (used by the runner for process workers).
+    #[command(hide = true)]
+    Worker(scenario_cmds::WorkerArgs),
 }
 
 /// Parses the command line and runs it.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing();
+    // Scenario runs provoke errors on purpose; their logs belong in the event trace and
+    // failure bundles, not on the terminal.
+    let quiet = matches!(cli.command, Command::Run(_) | Command::Replay(_));
+    init_tracing(if quiet { "off" } else { "error" });
     match cli.command {
         Command::Init(a) => state_cmds::init(a),
         Command::Fixture(a) => state_cmds::fixture(a),
         Command::Lookup(a) => state_cmds::lookup(a),
         Command::List(a) => state_cmds::list(a),
         Command::Status(a) => state_cmds::status(a),
+        Command::Run(a) => scenario_cmds::run(a),
+        Command::Replay(a) => scenario_cmds::replay(a),
+        Command::ListScenarios(a) => scenario_cmds::list_scenarios(a),
+        Command::Worker(a) => scenario_cmds::worker(a),
     }
 }
 
-/// Logs go to stderr, filtered by `STATEDB_LOG` (default: errors only, so stdout stays
-/// machine-readable and stderr stays quiet unless something is wrong).
-fn init_tracing() {
+/// Logs go to stderr, filtered by `STATEDB_LOG` (default: errors only — none for scenario
+/// runs — so stdout stays machine-readable and stderr quiet unless something is wrong).
+fn init_tracing(default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("STATEDB_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("error"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -275,11 +275,20 @@ pub fn fenced_write(
     };
     let sql = format!("UPDATE backfill_state SET {set} WHERE {fence}");
     let mut stmt = tx.prepare_cached(&sql)?;
-    // Unused parameters must still be bound by index; bind all four every time.
-    stmt.raw_bind_parameter(1, owner)?;
-    stmt.raw_bind_parameter(2, now_ms)?;
-    stmt.raw_bind_parameter(3, lease_ms)?;
-    stmt.raw_bind_parameter(4, watermark)?;
+    // Each statement uses a subset of ?1..?4; bind the ones up to its highest index.
+    let count = stmt.parameter_count();
+    if count >= 1 {
+        stmt.raw_bind_parameter(1, owner)?;
+    }
+    if count >= 2 {
+        stmt.raw_bind_parameter(2, now_ms)?;
+    }
+    if count >= 3 {
+        stmt.raw_bind_parameter(3, lease_ms)?;
+    }
+    if count >= 4 {
+        stmt.raw_bind_parameter(4, watermark)?;
+    }
     let n = stmt.raw_execute()?;
     Ok(FencedOutcome {
         applied: n == 1,

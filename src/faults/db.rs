@@ -1,0 +1,121 @@
+//! Injectors that damage the state DB's rows from a separate, plain SQLite connection
+//! (the way another process or a manual edit would).
+
+use std::path::Path;
+use std::time::Duration;
+
+use rusqlite::{params, Connection};
+
+use super::home::HomeModel;
+use crate::clock::real_now_ms;
+
+fn connect(home: &HomeModel) -> Result<Connection, String> {
+    let db = home.db_path();
+    if !db.is_file() {
+        return Err(format!("no state db at {} to damage", db.display()));
+    }
+    let conn = Connection::open(&db).map_err(|e| format!("cannot open {}: {e}", db.display()))?;
+    conn.busy_timeout(Duration::from_secs(5))
+        .map_err(|e| e.to_string())?;
+    Ok(conn)
+}
+
+fn changed(n: usize, what: String) -> Result<String, String> {
+    if n == 1 {
+        Ok(what)
+    } else {
+        Err(format!("{what}: no such row (is the home indexed?)"))
+    }
+}
+
+pub fn set_row_path(home: &HomeModel, alias: &str, path: &Path) -> Result<String, String> {
+    let id = home.thread(alias)?.id;
+    let conn = connect(home)?;
+    let n = conn
+        .execute(
+            "UPDATE threads SET rollout_path = ?1 WHERE id = ?2",
+            params![path.to_string_lossy(), id.to_string()],
+        )
+        .map_err(|e| e.to_string())?;
+    changed(
+        n,
+        format!("row {alias} now points at {}", home.relative(path)),
+    )
+}
+
+pub fn delete_row(home: &HomeModel, alias: &str) -> Result<String, String> {
+    let id = home.thread(alias)?.id;
+    let n = connect(home)?
+        .execute("DELETE FROM threads WHERE id = ?1", [id.to_string()])
+        .map_err(|e| e.to_string())?;
+    changed(n, format!("row {alias} deleted"))
+}
+
+pub fn flip_archived(home: &HomeModel, alias: &str) -> Result<String, String> {
+    let id = home.thread(alias)?.id;
+    let n = connect(home)?
+        .execute(
+            "UPDATE threads SET archived = 1 - archived,
+                archived_at = CASE WHEN archived = 0 THEN updated_at ELSE NULL END
+             WHERE id = ?1",
+            [id.to_string()],
+        )
+        .map_err(|e| e.to_string())?;
+    changed(n, format!("row {alias} archived flag flipped"))
+}
+
+pub fn set_status(home: &HomeModel, status: &str) -> Result<String, String> {
+    let n = connect(home)?
+        .execute(
+            "UPDATE backfill_state SET status = ?1 WHERE id = 1",
+            [status],
+        )
+        .map_err(|e| e.to_string())?;
+    changed(n, format!("backfill_state.status = '{status}'"))
+}
+
+pub fn stuck_lease(home: &HomeModel, expires_in: Duration) -> Result<String, String> {
+    let now = real_now_ms();
+    let n = connect(home)?
+        .execute(
+            "UPDATE backfill_state SET status = 'running', updated_at = ?1 / 1000,
+                owner_id = 'injected-stuck-owner', owner_pid = 0, owner_host = 'injected',
+                claimed_at_ms = ?1, heartbeat_at_ms = ?1, lease_expires_at_ms = ?1 + ?2
+             WHERE id = 1",
+            params![now, expires_in.as_millis() as i64],
+        )
+        .map_err(|e| e.to_string())?;
+    changed(n, "lease held by a live foreign owner".to_string())
+}
+
+pub fn expired_lease(
+    home: &HomeModel,
+    age: Duration,
+    checkpoint_after: Option<&str>,
+) -> Result<String, String> {
+    let then = real_now_ms() - age.as_millis() as i64;
+    let watermark = match checkpoint_after {
+        Some(alias) => Some(crate::rollout::layout::watermark_for(
+            &home.codex_home,
+            &home.thread(alias)?.path,
+        )),
+        None => None,
+    };
+    let n = connect(home)?
+        .execute(
+            "UPDATE backfill_state SET status = 'running', updated_at = ?1 / 1000,
+                owner_id = 'injected-dead-owner', owner_pid = 0, owner_host = 'injected',
+                claimed_at_ms = ?1, heartbeat_at_ms = ?1, lease_expires_at_ms = ?1,
+                last_watermark = COALESCE(?2, last_watermark)
+             WHERE id = 1",
+            params![then, watermark],
+        )
+        .map_err(|e| e.to_string())?;
+    changed(
+        n,
+        format!(
+            "lease of a silent owner, last seen {}ms ago",
+            age.as_millis()
+        ),
+    )
+}
