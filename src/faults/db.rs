@@ -119,3 +119,33 @@ pub fn expired_lease(
         ),
     )
 }
+
+pub fn same_timestamp(home: &HomeModel, aliases: &[String]) -> Result<String, String> {
+    if aliases.len() < 2 {
+        return Err("same_timestamp needs at least two threads".into());
+    }
+    let conn = connect(home)?;
+    let mut n = 0;
+    for alias in aliases {
+        let id = home.thread(alias)?.id;
+        n += conn
+            .execute(
+                "UPDATE threads SET created_at = 1769515200, updated_at = 1769515200,
+                    created_at_ms = 1769515200000, updated_at_ms = 1769515200000 WHERE id = ?1",
+                [id.to_string()],
+            )
+            .map_err(|e| e.to_string())?;
+    }
+    if n == aliases.len() {
+        Ok(format!("{} rows share one timestamp", aliases.join(", ")))
+    } else {
+        Err(format!("only {n} of {} rows exist", aliases.len()))
+    }
+}
+
+pub fn delete_backfill_row(home: &HomeModel) -> Result<String, String> {
+    let n = connect(home)?
+        .execute("DELETE FROM backfill_state WHERE id = 1", [])
+        .map_err(|e| e.to_string())?;
+    changed(n, "backfill_state row deleted".to_string())
+}

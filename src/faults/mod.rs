@@ -85,6 +85,11 @@ pub enum Fault {
     EmptyFile { thread: String },
     /// The first line of `thread`'s rollout is replaced by garbage.
     GarbleHead { thread: String },
+    /// The rows of `threads` get the same created/updated millisecond (ties a cursor must
+    /// not lose).
+    SameTimestamp { threads: Vec<String> },
+    /// The `backfill_state` singleton row is deleted.
+    DeleteBackfillRow,
 }
 
 impl Fault {
@@ -107,6 +112,8 @@ impl Fault {
             Fault::DeleteFile { .. } => "delete_file",
             Fault::EmptyFile { .. } => "empty_file",
             Fault::GarbleHead { .. } => "garble_head",
+            Fault::SameTimestamp { .. } => "same_timestamp",
+            Fault::DeleteBackfillRow => "delete_backfill_row",
         }
     }
 
@@ -124,6 +131,7 @@ impl Fault {
             | Fault::DeleteFile { thread }
             | Fault::EmptyFile { thread }
             | Fault::GarbleHead { thread } => vec![thread],
+            Fault::SameTimestamp { threads } => threads.iter().map(String::as_str).collect(),
             _ => vec![],
         }
     }
@@ -178,6 +186,8 @@ impl Fault {
             Fault::DeleteFile { thread } => files::delete_file(home, thread),
             Fault::EmptyFile { thread } => files::empty_file(home, thread),
             Fault::GarbleHead { thread } => files::garble_head(home, thread),
+            Fault::SameTimestamp { threads } => db::same_timestamp(home, threads),
+            Fault::DeleteBackfillRow => db::delete_backfill_row(home),
         }
     }
 }
@@ -227,4 +237,12 @@ pub const FAULT_KINDS: &[(&str, &str)] = &[
     ("delete_file", "rollout deleted; the row stays"),
     ("empty_file", "rollout truncated to zero bytes"),
     ("garble_head", "first line of a rollout replaced by garbage"),
+    (
+        "same_timestamp",
+        "rows share one created/updated millisecond (cursor ties)",
+    ),
+    (
+        "delete_backfill_row",
+        "the backfill_state singleton row deleted",
+    ),
 ];

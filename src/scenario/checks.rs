@@ -452,8 +452,25 @@ pub fn run_oracle(
     home: &HomeModel,
     rows: Option<&[ThreadMetadata]>,
     status: Option<&str>,
+    events: &[Event],
 ) -> Vec<String> {
     match oracle {
+        Oracle::OneBackfillRun => {
+            let runs: Vec<&str> = events
+                .iter()
+                .filter(|e| e.kind == kinds::BACKFILL_COMPLETE)
+                .map(|e| e.worker.as_str())
+                .collect();
+            if runs.len() == 1 {
+                vec![]
+            } else {
+                vec![format!(
+                    "expected exactly one completed backfill, got {} ({})",
+                    runs.len(),
+                    runs.join(", ")
+                )]
+            }
+        }
         Oracle::NoDbFile => {
             if home.db_path().exists() {
                 vec![format!(

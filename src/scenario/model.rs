@@ -451,6 +451,8 @@ pub enum Oracle {
     BackfillComplete,
     /// No DB file exists (nothing was created).
     NoDbFile,
+    /// Exactly one worker completed a backfill (from the event log).
+    OneBackfillRun,
 }
 
 /// A scenario load error: the file and what is wrong, with line and column when known.

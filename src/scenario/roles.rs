@@ -321,6 +321,9 @@ fn role_lock_holder(ctx: &Arc<ProcessContext>, plan: &WorkerPlan) -> Result<(), 
     Ok(())
 }
 
+/// The `tokens_used` value a `commit` worker writes (scenarios check for it).
+pub const COMMIT_TOKENS: i64 = 4242;
+
 fn role_commit(ctx: &Arc<ProcessContext>, plan: &WorkerPlan) -> Result<(), String> {
     let conn = raw_connection(plan)?;
     let target = plan.threads.first().map(|(_, id)| id.to_string());

@@ -696,6 +696,7 @@ impl<'a, L: StateLayer> Run<'a, L> {
                     &self.home,
                     rows.as_deref(),
                     status.as_deref(),
+                    &self.log.snapshot(),
                 ))
             }
         }
@@ -746,6 +747,7 @@ impl<'a, L: StateLayer> Run<'a, L> {
                 }
             }
         }
+        let events = self.log.snapshot();
         for check in &self.sc.checks {
             let rows = if self.home.db_path().exists() {
                 self.read_rows().ok()
@@ -758,9 +760,9 @@ impl<'a, L: StateLayer> Run<'a, L> {
                 &self.home,
                 rows.as_deref(),
                 status.as_deref(),
+                &events,
             ));
         }
-        let events = self.log.snapshot();
         self.failures.extend(event_invariants(&events));
         if let Some(v) = rollouts_unchanged(&self.baseline, &rollout_digests(&self.home.codex_home))
         {
