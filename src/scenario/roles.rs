@@ -331,10 +331,10 @@ fn role_commit(ctx: &Arc<ProcessContext>, plan: &WorkerPlan) -> Result<(), Strin
         .map_err(|e| format!("could not begin: {e}"))?;
     let n = match &target {
         Some(id) => conn.execute(
-            "UPDATE threads SET tokens_used = tokens_used + 1 WHERE id = ?1",
-            [id],
+            "UPDATE threads SET tokens_used = ?2 WHERE id = ?1",
+            (id, COMMIT_TOKENS),
         ),
-        None => conn.execute("UPDATE threads SET tokens_used = tokens_used + 1", []),
+        None => conn.execute("UPDATE threads SET tokens_used = ?1", [COMMIT_TOKENS]),
     }
     .map_err(|e| e.to_string())?;
     conn.execute_batch("COMMIT").map_err(|e| e.to_string())?;
