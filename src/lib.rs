@@ -10,11 +10,17 @@
 //! - `state` — the SQLite runtime, schema, `threads` and `backfill_state` (fenced lease).
 //! - `backfill` — the lease-guarded scan; `state_db` — `init` / `try_init` / `open_existing`.
 //! - `lookup` — verified path lookup, read-repair, listing.
+//! - `consumers` — thread store, thread manager and sessions, name lookup, resume-last,
+//!   DB-only consumers; each takes the process's `Option<StateDbHandle>`, none opens one.
+//! - `entrypoints` — cli / exec / app-server / mcp-server: initialise the handle once and
+//!   wire the consumers.
 //! - `fixture` — deterministic homes; `cli` — the command line.
 
 pub mod backfill;
 pub mod cli;
 pub mod clock;
+pub mod consumers;
+pub mod entrypoints;
 pub mod events;
 pub mod failpoints;
 pub mod faults;

@@ -1,0 +1,41 @@
+//! Git metadata patch (an app-server request): set a thread's git sha, branch or origin
+//! in its row. DB-only: without a handle it returns `state db unavailable for thread <id>`.
+
+use rusqlite::params;
+use uuid::Uuid;
+
+use super::error::ConsumerError;
+use crate::state::StateDbHandle;
+
+/// Fields to set; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GitMetadataPatch {
+    pub sha: Option<String>,
+    pub branch: Option<String>,
+    pub origin_url: Option<String>,
+}
+
+/// Applies `patch` to the thread's row; `Ok(false)` when there is no such row.
+pub fn update_thread_git_metadata(
+    state_db: Option<&StateDbHandle>,
+    thread_id: Uuid,
+    patch: &GitMetadataPatch,
+) -> Result<bool, ConsumerError> {
+    let rt = state_db.ok_or_else(|| ConsumerError::unavailable(format!("thread {thread_id}")))?;
+    let changed = rt.write("git metadata patch", |tx| {
+        tx.execute(
+            "UPDATE threads SET git_sha = COALESCE(?2, git_sha),
+                git_branch = COALESCE(?3, git_branch),
+                git_origin_url = COALESCE(?4, git_origin_url)
+             WHERE id = ?1",
+            params![
+                thread_id.to_string(),
+                patch.sha,
+                patch.branch,
+                patch.origin_url
+            ],
+        )
+        .map_err(rt.err("git metadata patch"))
+    })?;
+    Ok(changed == 1)
+}
