@@ -10,7 +10,11 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use uuid::Uuid;
+
 use crate::backfill::run_backfill;
+use crate::consumers::read_session_index;
+use crate::entrypoints::{run_entrypoint, EntrypointKind, Workload};
 use crate::lookup::{find_thread_path_in, list_threads, ListPage, ListRequest, LookupResult};
 use crate::process::ProcessContext;
 use crate::rollout::metadata::extract_metadata;
@@ -135,13 +139,16 @@ pub trait StateLayer: Send + Sync + 'static {
     /// Indexes one rollout file (what a live writer does after appending).
     fn index_rollout(&self, handle: &Self::Handle, path: &Path) -> Result<(), LayerError>;
 
-    /// Runs an entrypoint's consumer wiring; `None` when not supported.
+    /// Runs an entrypoint's consumer wiring over the given active and archived threads
+    /// and returns its report (with `db_opens`, `refused_opens` and `consumers`); `None`
+    /// when not supported.
     fn run_entrypoint(
         &self,
         _ctx: &Arc<ProcessContext>,
         _cfg: &StateDbConfig,
         _kind: &str,
-        _thread_ids: &[String],
+        _active: &[Uuid],
+        _archived: &[Uuid],
     ) -> Option<serde_json::Value> {
         None
     }
@@ -240,6 +247,34 @@ impl StateLayer for ReferenceLayer {
         req: &ListRequest,
     ) -> Result<ListPage, LayerError> {
         list_threads(handle, codex_home, req).map_err(|e| LayerError::new(e.to_string()))
+    }
+
+    fn run_entrypoint(
+        &self,
+        ctx: &Arc<ProcessContext>,
+        cfg: &StateDbConfig,
+        kind: &str,
+        active: &[Uuid],
+        archived: &[Uuid],
+    ) -> Option<serde_json::Value> {
+        let kind: EntrypointKind = match kind.parse() {
+            Ok(k) => k,
+            Err(e) => return Some(serde_json::json!({ "error": e })),
+        };
+        // Name lookup resolves active threads only: names come from their index entries.
+        let names = read_session_index(&cfg.runtime.codex_home)
+            .ok()
+            .flatten()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|e| active.contains(&e.id))
+            .map(|e| e.thread_name)
+            .collect();
+        let workload = Workload {
+            thread_ids: active.iter().chain(archived).copied().collect(),
+            names,
+        };
+        serde_json::to_value(run_entrypoint(ctx, cfg, kind, &workload)).ok()
     }
 
     fn index_rollout(&self, handle: &StateDbHandle, path: &Path) -> Result<(), LayerError> {

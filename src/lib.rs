@@ -27,6 +27,7 @@ pub mod faults;
 pub mod fixture;
 pub mod layer;
 pub mod lookup;
+pub mod mutants;
 pub mod process;
 pub mod rollout;
 pub mod scenario;

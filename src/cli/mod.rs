@@ -3,6 +3,7 @@
 //! a scenario failed), 2 bad input or an I/O error.
 
 mod args;
+mod mutants_cmd;
 mod scenario_cmds;
 mod state_cmds;
 
@@ -45,6 +46,8 @@ pub enum Command {
     Replay(scenario_cmds::ReplayArgs),
     /// List scenarios with their tags and fault kinds.
     ListScenarios(scenario_cmds::ListScenariosArgs),
+    /// Run the catalog against every seeded-bug variant and print the kill matrix.
+    Mutants(mutants_cmd::MutantsArgs),
     /// Run one worker of a scenario (used by the runner for process workers).
     #[command(hide = true)]
     Worker(scenario_cmds::WorkerArgs),
@@ -55,7 +58,10 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     // Scenario runs provoke errors on purpose; their logs belong in the event trace and
     // failure bundles, not on the terminal.
-    let quiet = matches!(cli.command, Command::Run(_) | Command::Replay(_));
+    let quiet = matches!(
+        cli.command,
+        Command::Run(_) | Command::Replay(_) | Command::Mutants(_)
+    );
     init_tracing(if quiet { "off" } else { "error" });
     match cli.command {
         Command::Init(a) => state_cmds::init(a),
@@ -67,6 +73,7 @@ pub fn main() -> ExitCode {
         Command::Replay(a) => scenario_cmds::replay(a),
         Command::ListScenarios(a) => scenario_cmds::list_scenarios(a),
         Command::Worker(a) => scenario_cmds::worker(a),
+        Command::Mutants(a) => mutants_cmd::mutants(a),
     }
 }
 

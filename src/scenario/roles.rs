@@ -44,6 +44,9 @@ pub struct WorkerPlan {
     pub handle: HandleMode,
     /// (alias, id) of the threads a lookup worker looks up.
     pub threads: Vec<(String, Uuid)>,
+    /// Ids among `threads` whose rollout is archived (entrypoint workloads).
+    #[serde(default)]
+    pub archived_ids: Vec<Uuid>,
     pub scope: Scope,
     pub repeat: u32,
     pub hold_ms: Option<u64>,
@@ -142,8 +145,13 @@ pub fn run_role<L: StateLayer>(
         Role::Commit => role_commit(ctx, plan),
         Role::Entrypoint => {
             let kind = plan.entrypoint.clone().unwrap_or_default();
-            let ids: Vec<String> = plan.threads.iter().map(|(_, id)| id.to_string()).collect();
-            match layer.run_entrypoint(ctx, &plan.config(), &kind, &ids) {
+            let active: Vec<Uuid> = plan
+                .threads
+                .iter()
+                .map(|(_, id)| *id)
+                .filter(|id| !plan.archived_ids.contains(id))
+                .collect();
+            match layer.run_entrypoint(ctx, &plan.config(), &kind, &active, &plan.archived_ids) {
                 Some(report) => {
                     out.entrypoint = Some(report);
                     Ok(())

@@ -179,7 +179,7 @@ pub async fn run_scenario<L: StateLayer>(
     let mut run = Run::new(layer, sc, opts, dir.path().to_path_buf());
     run.execute().await;
     run.home.teardown();
-    outcome.failures = std::mem::take(&mut run.failures);
+    outcome.failures = collapse_repeats(std::mem::take(&mut run.failures));
     outcome.faults = std::mem::take(&mut run.coverage);
     outcome.declared_wait_ms = run.declared_wait.as_millis() as u64;
     outcome.events = run.log.snapshot();
@@ -445,6 +445,16 @@ impl<'a, L: StateLayer> Run<'a, L> {
             skew_ms: spec.map(|s| s.skew_ms()).transpose()?.unwrap_or(0),
             variant: self.opts.variant,
             handle: spec.map(|s| s.handle).unwrap_or_default(),
+            archived_ids: threads
+                .iter()
+                .filter(|(a, _)| {
+                    self.home
+                        .thread(a)
+                        .map(|t| t.root == Root::Archived)
+                        .unwrap_or(false)
+                })
+                .map(|(_, id)| *id)
+                .collect(),
             threads,
             scope: spec.map(|s| s.scope).unwrap_or_default(),
             repeat: spec.map(|s| s.repeat).unwrap_or(1),
@@ -652,10 +662,18 @@ impl<'a, L: StateLayer> Run<'a, L> {
                     .iter()
                     .map(|(a, t)| (a.clone(), t.id))
                     .collect();
+                let archived: Vec<Uuid> = self
+                    .home
+                    .threads
+                    .values()
+                    .filter(|t| t.root == Root::Archived)
+                    .map(|t| t.id)
+                    .collect();
                 let out = self
                     .one_shot(Role::Entrypoint, move |p| {
                         p.entrypoint = Some(kind);
                         p.threads = ids;
+                        p.archived_ids = archived;
                     })
                     .await?;
                 Ok(self.expect(expect, &out))
@@ -808,6 +826,21 @@ impl<'a, L: StateLayer> Run<'a, L> {
             }
         }
     }
+}
+
+/// Folds identical failure lines into one with a count, keeping first-seen order.
+fn collapse_repeats(lines: Vec<String>) -> Vec<String> {
+    let mut counts: Vec<(String, usize)> = Vec::new();
+    for line in lines {
+        match counts.iter_mut().find(|(l, _)| *l == line) {
+            Some((_, n)) => *n += 1,
+            None => counts.push((line, 1)),
+        }
+    }
+    counts
+        .into_iter()
+        .map(|(l, n)| if n > 1 { format!("{l} (x{n})") } else { l })
+        .collect()
 }
 
 /// A short label of a step for failure messages.

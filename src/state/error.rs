@@ -84,9 +84,14 @@ impl StateError {
                     rusqlite::Error::SqliteFailure(e, _) => e.extended_code,
                     _ => 0,
                 };
+                let detail = if extended_code == rusqlite::ffi::SQLITE_BUSY_SNAPSHOT {
+                    format!("{source} (SQLITE_BUSY_SNAPSHOT: a deferred transaction read an old snapshot, then tried to write)")
+                } else {
+                    source.to_string()
+                };
                 StateError::Busy {
                     path,
-                    detail: source.to_string(),
+                    detail,
                     extended_code,
                 }
             }
