@@ -42,15 +42,27 @@ impl StateLayer for AuditedLayer {
         }
     }
 
-    fn init(&self, ctx: &Arc<ProcessContext>, cfg: &StateDbConfig) -> Result<(StateDbHandle, InitSummary), LayerError> {
+    fn init(
+        &self,
+        ctx: &Arc<ProcessContext>,
+        cfg: &StateDbConfig,
+    ) -> Result<(StateDbHandle, InitSummary), LayerError> {
         self.inner.init(ctx, cfg)
     }
 
-    fn open_existing(&self, ctx: &Arc<ProcessContext>, cfg: &StateDbConfig) -> Result<Option<StateDbHandle>, LayerError> {
+    fn open_existing(
+        &self,
+        ctx: &Arc<ProcessContext>,
+        cfg: &StateDbConfig,
+    ) -> Result<Option<StateDbHandle>, LayerError> {
         self.inner.open_existing(ctx, cfg)
     }
 
-    fn backfill(&self, ctx: &Arc<ProcessContext>, cfg: &StateDbConfig) -> Result<InitSummary, LayerError> {
+    fn backfill(
+        &self,
+        ctx: &Arc<ProcessContext>,
+        cfg: &StateDbConfig,
+    ) -> Result<InitSummary, LayerError> {
         self.inner.backfill(ctx, cfg)
     }
 
@@ -94,10 +106,16 @@ impl StateLayer for AuditedLayer {
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
-    if args.get(1).map(String::as_str) == Some("worker") && args.get(2).map(String::as_str) == Some("--plan") {
+    if args.get(1).map(String::as_str) == Some("worker")
+        && args.get(2).map(String::as_str) == Some("--plan")
+    {
         return worker_main(AuditedLayer::default(), Path::new(&args[3]));
     }
-    let paths: Vec<PathBuf> = if args.len() > 1 { args[1..].iter().map(PathBuf::from).collect() } else { vec!["scenarios".into()] };
+    let paths: Vec<PathBuf> = if args.len() > 1 {
+        args[1..].iter().map(PathBuf::from).collect()
+    } else {
+        vec!["scenarios".into()]
+    };
     let entries = match catalog::load(&paths) {
         Ok(e) => e,
         Err(errors) => {
@@ -116,11 +134,17 @@ fn main() -> ExitCode {
     let rt = tokio::runtime::Runtime::new().expect("tokio runtime");
     let outcomes = rt.block_on(catalog::run_all(layer.clone(), &entries, &opts, 2, |_| {}));
     for o in &outcomes {
-        let why = o.skipped_reason.clone().unwrap_or_else(|| o.failures.join("; "));
+        let why = o
+            .skipped_reason
+            .clone()
+            .unwrap_or_else(|| o.failures.join("; "));
         println!("{:?}\t{}\t{}", o.status, o.name, why);
     }
     let failed = outcomes.iter().filter(|o| o.status == Status::Fail).count();
-    println!("lookups served by this process: {}", layer.lookups.load(Ordering::Relaxed));
+    println!(
+        "lookups served by this process: {}",
+        layer.lookups.load(Ordering::Relaxed)
+    );
     println!(
         "{} passed, {} failed, {} skipped",
         outcomes.iter().filter(|o| o.status == Status::Pass).count(),

@@ -51,7 +51,11 @@ impl EventLog {
 }
 
 enum Running {
-    Task(tokio::task::JoinHandle<WorkerOutcome>),
+    Task {
+        handle: tokio::task::JoinHandle<WorkerOutcome>,
+        /// Moves the task's events into the log; ends when the task's context is dropped.
+        forwarder: tokio::task::JoinHandle<()>,
+    },
     Process {
         child: tokio::process::Child,
         reader: tokio::task::JoinHandle<Option<WorkerOutcome>>,
@@ -76,7 +80,7 @@ impl WorkerHandle {
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Event>();
         let ctx = plan.context(EventSink::Channel(tx), DeathMode::Simulated)?;
         let forward = log.clone();
-        tokio::spawn(async move {
+        let forwarder = tokio::spawn(async move {
             while let Some(e) = rx.recv().await {
                 forward.push(e);
             }
@@ -86,7 +90,7 @@ impl WorkerHandle {
         Ok(WorkerHandle {
             name,
             kind: WorkerKind::Task,
-            running: Some(Running::Task(handle)),
+            running: Some(Running::Task { handle, forwarder }),
             started: Instant::now(),
         })
     }
@@ -147,7 +151,7 @@ impl WorkerHandle {
             Some(Running::Process { child, .. }) => child
                 .start_kill()
                 .map_err(|e| format!("cannot kill worker {}: {e}", self.name)),
-            Some(Running::Task(_)) => Err(format!(
+            Some(Running::Task { .. }) => Err(format!(
                 "worker {} is a task; only processes can be killed",
                 self.name
             )),
@@ -162,8 +166,15 @@ impl WorkerHandle {
             .take()
             .ok_or_else(|| format!("worker {} was already joined", self.name))?;
         match running {
-            Running::Task(mut handle) => match tokio::time::timeout(timeout, &mut handle).await {
-                Ok(Ok(outcome)) => Ok(outcome),
+            Running::Task {
+                mut handle,
+                forwarder,
+            } => match tokio::time::timeout(timeout, &mut handle).await {
+                Ok(Ok(outcome)) => {
+                    // Every event the task emitted is in the log before its outcome is used.
+                    let _ = tokio::time::timeout(Duration::from_secs(2), forwarder).await;
+                    Ok(outcome)
+                }
                 Ok(Err(e)) => Err(format!("worker {} panicked: {e}", self.name)),
                 Err(_) => {
                     // The blocking thread cannot be preempted; it is left to finish.
