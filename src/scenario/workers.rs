@@ -54,8 +54,25 @@ enum Running {
     Task(tokio::task::JoinHandle<WorkerOutcome>),
     Process {
         child: tokio::process::Child,
-        reader: tokio::task::JoinHandle<Option<WorkerOutcome>>,
+        reader: tokio::task::JoinHandle<ProcessReport>,
     },
+}
+
+/// What a process worker's stdout said: its final report, and whether it reached a
+/// failpoint that ends the process (`exit` or `kill`).
+#[derive(Debug, Default)]
+struct ProcessReport {
+    outcome: Option<WorkerOutcome>,
+    died_at_failpoint: bool,
+}
+
+/// Whether a `failpoint_fired` event is one whose action ends the process.
+fn ends_the_process(e: &Event) -> bool {
+    e.kind == crate::events::kinds::FAILPOINT_FIRED
+        && e.data
+            .get("action")
+            .and_then(|a| a.as_str())
+            .is_some_and(|a| a == "kill" || a.starts_with("exit("))
 }
 
 /// A started worker.
@@ -117,17 +134,20 @@ impl WorkerHandle {
         let stdout = child.stdout.take().ok_or("worker stdout not captured")?;
         let reader = tokio::spawn(async move {
             let mut lines = tokio::io::BufReader::new(stdout).lines();
-            let mut outcome = None;
+            let mut report = ProcessReport::default();
             while let Ok(Some(line)) = lines.next_line().await {
                 match serde_json::from_str::<Event>(&line) {
                     Ok(e) if e.kind == WORKER_RESULT => {
-                        outcome = serde_json::from_value(e.data).ok()
+                        report.outcome = serde_json::from_value(e.data).ok()
                     }
-                    Ok(e) => log.push(e),
+                    Ok(e) => {
+                        report.died_at_failpoint |= ends_the_process(&e);
+                        log.push(e)
+                    }
                     Err(_) => {}
                 }
             }
-            outcome
+            report
         });
         Ok(WorkerHandle {
             name: plan.name.clone(),
@@ -188,15 +208,18 @@ impl WorkerHandle {
                         ));
                     }
                 };
-                let reported = reader.await.ok().flatten();
-                let mut outcome = reported.unwrap_or_else(|| WorkerOutcome {
+                let report = reader.await.unwrap_or_default();
+                let reported = report.outcome.is_some();
+                let mut outcome = report.outcome.unwrap_or_else(|| WorkerOutcome {
                     ok: false,
                     error: Some(format!("worker process ended without a report ({status})")),
                     elapsed_ms: self.started.elapsed().as_millis() as u64,
                     ..Default::default()
                 });
                 outcome.exit_code = status.code();
-                if status.signal().is_some() {
+                // Died: a signal, or an `exit`/`kill` failpoint that ended the process before
+                // it could report (`exit(CODE)` leaves no signal, only its exit code).
+                if status.signal().is_some() || (!reported && report.died_at_failpoint) {
                     outcome.killed = true;
                     outcome.ok = false;
                 }

@@ -1,0 +1,80 @@
+//! The scenario engine itself, on small inline scenarios run against the reference with
+//! real process workers (this crate's binary).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use statedb_harness::layer::ReferenceLayer;
+use statedb_harness::scenario::model::Scenario;
+use statedb_harness::scenario::runner::{run_scenario, RunOptions, ScenarioOutcome};
+
+fn run(text: &str) -> ScenarioOutcome {
+    let file = Path::new("inline.toml");
+    let sc = Scenario::parse(file, text).unwrap_or_else(|e| panic!("{e}"));
+    let opts = RunOptions {
+        seed: 7,
+        worker_binary: Some(PathBuf::from(env!("CARGO_BIN_EXE_statedb-harness"))),
+        ..RunOptions::default()
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(run_scenario(Arc::new(ReferenceLayer), &sc, file, &opts))
+}
+
+const EXIT_AFTER_OPEN: &str = r#"
+name = "exit failpoint"
+[home]
+threads = 2
+db = "fresh"
+[[worker]]
+name = "quitter"
+kind = "process"
+role = "init"
+failpoints = ["init.after_open=exit(3)"]
+[[step]]
+do = "start"
+worker = "quitter"
+[[step]]
+do = "join"
+worker = "quitter"
+expect = { ok = false, killed = KILLED }
+"#;
+
+#[test]
+fn a_process_ended_by_an_exit_failpoint_is_joined_as_killed() {
+    let out = run(&EXIT_AFTER_OPEN.replace("KILLED", "true"));
+    assert!(out.failures.is_empty(), "{:?}", out.failures);
+    let out = run(&EXIT_AFTER_OPEN.replace("KILLED", "false"));
+    assert!(
+        out.failures
+            .iter()
+            .any(|f| f.contains("expected killed = false, got true (exit code Some(3))")),
+        "{:?}",
+        out.failures
+    );
+}
+
+#[test]
+fn a_process_that_reports_is_not_killed() {
+    let out = run(r#"
+name = "plain init"
+[home]
+threads = 2
+db = "fresh"
+[[worker]]
+name = "starter"
+kind = "process"
+role = "init"
+[[step]]
+do = "start"
+worker = "starter"
+[[step]]
+do = "join"
+worker = "starter"
+expect = { ok = true, killed = false, status = "complete" }
+"#);
+    assert!(out.failures.is_empty(), "{:?}", out.failures);
+}
