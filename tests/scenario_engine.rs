@@ -40,7 +40,7 @@ worker = "quitter"
 [[step]]
 do = "join"
 worker = "quitter"
-expect = { ok = false, killed = KILLED }
+expect = { ok = false, killed = KILLED, exit_code = 3 }
 "#;
 
 #[test]
@@ -52,6 +52,20 @@ fn a_process_ended_by_an_exit_failpoint_is_joined_as_killed() {
         out.failures
             .iter()
             .any(|f| f.contains("expected killed = false, got true (exit code Some(3))")),
+        "{:?}",
+        out.failures
+    );
+}
+
+#[test]
+fn a_wrong_exit_code_is_reported_with_the_real_one() {
+    let out = run(&EXIT_AFTER_OPEN
+        .replace("KILLED", "true")
+        .replace("exit_code = 3", "exit_code = 4"));
+    assert!(
+        out.failures
+            .iter()
+            .any(|f| f.contains("expected exit_code = 4, got 3")),
         "{:?}",
         out.failures
     );
@@ -74,7 +88,7 @@ worker = "starter"
 [[step]]
 do = "join"
 worker = "starter"
-expect = { ok = true, killed = false, status = "complete" }
+expect = { ok = true, killed = false, exit_code = 0, status = "complete" }
 "#);
     assert!(out.failures.is_empty(), "{:?}", out.failures);
 }

@@ -88,6 +88,11 @@ pub fn check_expect(
             );
         }
     }
+    if let Some(code) = e.exit_code {
+        if out.exit_code != Some(code) {
+            mismatch(&mut f, "exit_code", code, show_opt(&out.exit_code));
+        }
+    }
     let elapsed = Duration::from_millis(out.elapsed_ms);
     if let Some(b) = &e.elapsed_min {
         if let Ok(min) = parse_bound(b, timing) {

@@ -394,6 +394,8 @@ pub struct Expect {
     pub timed_out: Option<bool>,
     /// A process worker was killed (by a signal or a failpoint) instead of exiting.
     pub killed: Option<bool>,
+    /// A process worker's exit code (`exit(CODE)` failpoint: CODE; none after a signal).
+    pub exit_code: Option<i32>,
     /// Elapsed time bounds: a duration, or `wait_timeout`, `wait_timeout+slack`, `lease`, `lease+slack`.
     pub elapsed_min: Option<String>,
     pub elapsed_max: Option<String>,
