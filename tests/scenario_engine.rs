@@ -92,3 +92,57 @@ expect = { ok = true, killed = false, exit_code = 0, status = "complete" }
 "#);
     assert!(out.failures.is_empty(), "{:?}", out.failures);
 }
+
+const UNVERIFIED_LAST_RESORT: &str = r#"
+name = "path = row"
+[home]
+threads = 2
+[[fault]]
+kind = "FAULT"
+thread = "t0"
+FIELD
+[[fault]]
+kind = "delete_file"
+thread = "t0"
+[[step]]
+do = "lookup"
+thread = "t0"
+handle = "HANDLE"
+expect = { path = "row" }
+"#;
+
+#[test]
+fn path_row_is_the_path_the_row_holds() {
+    // The last-resort answer is the row's own (unverifiable) file, which no alias names.
+    let text = UNVERIFIED_LAST_RESORT
+        .replace("FAULT", "unverifiable_row")
+        .replace("FIELD", "content = \"empty\"")
+        .replace("HANDLE", "init");
+    let out = run(&text);
+    assert!(out.failures.is_empty(), "{:?}", out.failures);
+    // Without a DB the lookup finds nothing, while the row still names the odd file.
+    let out = run(&text.replace("\"init\"", "\"none\""));
+    assert!(
+        out.failures.iter().any(|f| f.contains(
+            "expected path = the row's path sessions/odd/custom-rollout-name-1.jsonl, got none"
+        )),
+        "{:?}",
+        out.failures
+    );
+}
+
+#[test]
+fn path_row_without_a_row_says_so() {
+    let text = UNVERIFIED_LAST_RESORT
+        .replace("FAULT", "delete_row")
+        .replace("FIELD", "")
+        .replace("HANDLE", "init");
+    let out = run(&text);
+    assert!(
+        out.failures
+            .iter()
+            .any(|f| f.contains("expected path = the row's path, but the thread has no row")),
+        "{:?}",
+        out.failures
+    );
+}
