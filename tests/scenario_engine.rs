@@ -146,3 +146,28 @@ fn path_row_without_a_row_says_so() {
         out.failures
     );
 }
+
+#[test]
+fn events_of_a_last_one_shot_step_reach_the_checks() {
+    // The final step's backfill_complete event must be in the log the oracle reads; it
+    // used to be lost now and then when the step's forwarder had not run yet.
+    let text = r#"
+name = "last step backfills"
+[home]
+threads = 3
+db = "fresh"
+[[step]]
+do = "init"
+expect = { ok = true, backfill_ran = true }
+[[check]]
+oracle = "one_backfill_run"
+"#;
+    let runs: Vec<_> = (0..4)
+        .map(|_| std::thread::spawn(move || (0..25).map(|_| run(text)).collect::<Vec<_>>()))
+        .collect();
+    for r in runs {
+        for out in r.join().expect("runner thread") {
+            assert!(out.failures.is_empty(), "{:?}", out.failures);
+        }
+    }
+}

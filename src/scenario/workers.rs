@@ -51,7 +51,11 @@ impl EventLog {
 }
 
 enum Running {
-    Task(tokio::task::JoinHandle<WorkerOutcome>),
+    Task {
+        handle: tokio::task::JoinHandle<WorkerOutcome>,
+        /// Moves the task's events into the log; ends when the task's context is dropped.
+        forward: tokio::task::JoinHandle<()>,
+    },
     Process {
         child: tokio::process::Child,
         reader: tokio::task::JoinHandle<ProcessReport>,
@@ -75,6 +79,9 @@ fn ends_the_process(e: &Event) -> bool {
             .is_some_and(|a| a == "kill" || a.starts_with("exit("))
 }
 
+/// How long a joined task worker's remaining events may take to reach the log.
+const FORWARD_DRAIN: Duration = Duration::from_secs(5);
+
 /// A started worker.
 pub struct WorkerHandle {
     pub name: String,
@@ -92,10 +99,10 @@ impl WorkerHandle {
     ) -> Result<Self, String> {
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Event>();
         let ctx = plan.context(EventSink::Channel(tx), DeathMode::Simulated)?;
-        let forward = log.clone();
-        tokio::spawn(async move {
+        let sink = log.clone();
+        let forward = tokio::spawn(async move {
             while let Some(e) = rx.recv().await {
-                forward.push(e);
+                sink.push(e);
             }
         });
         let name = plan.name.clone();
@@ -103,7 +110,7 @@ impl WorkerHandle {
         Ok(WorkerHandle {
             name,
             kind: WorkerKind::Task,
-            running: Some(Running::Task(handle)),
+            running: Some(Running::Task { handle, forward }),
             started: Instant::now(),
         })
     }
@@ -167,7 +174,7 @@ impl WorkerHandle {
             Some(Running::Process { child, .. }) => child
                 .start_kill()
                 .map_err(|e| format!("cannot kill worker {}: {e}", self.name)),
-            Some(Running::Task(_)) => Err(format!(
+            Some(Running::Task { .. }) => Err(format!(
                 "worker {} is a task; only processes can be killed",
                 self.name
             )),
@@ -182,8 +189,18 @@ impl WorkerHandle {
             .take()
             .ok_or_else(|| format!("worker {} was already joined", self.name))?;
         match running {
-            Running::Task(mut handle) => match tokio::time::timeout(timeout, &mut handle).await {
-                Ok(Ok(outcome)) => Ok(outcome),
+            Running::Task {
+                mut handle,
+                forward,
+            } => match tokio::time::timeout(timeout, &mut handle).await {
+                Ok(Ok(outcome)) => {
+                    // Every event the task emitted is queued by now; let the forwarder move
+                    // them into the log before anyone reads it (checks, oracles, reports).
+                    // Its channel closes when the task's context is dropped, which a
+                    // finished task has done; the bound only guards against a leaked clone.
+                    let _ = tokio::time::timeout(FORWARD_DRAIN, forward).await;
+                    Ok(outcome)
+                }
                 Ok(Err(e)) => Err(format!("worker {} panicked: {e}", self.name)),
                 Err(_) => {
                     // The blocking thread cannot be preempted; it is left to finish.
