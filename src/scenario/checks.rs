@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use uuid::Uuid;
 
-use super::model::{parse_bound, Expect, Oracle, RowExpect, TimingSpec};
+use super::model::{parse_bound, Expect, Oracle, RowExpect, TimingSpec, PATH_OF_ROW};
 use super::roles::WorkerOutcome;
 use crate::events::{kinds, Event};
 use crate::faults::HomeModel;
@@ -44,11 +44,13 @@ fn show_path(home: &HomeModel, p: &Option<PathBuf>) -> String {
 }
 
 /// Compares an outcome with its expectations; returns one message per unmet expectation.
+/// `rows` are the DB's rows, read only when an expectation needs them (`path = "row"`).
 pub fn check_expect(
     e: &Expect,
     out: &WorkerOutcome,
     home: &HomeModel,
     timing: &TimingSpec,
+    rows: Option<&Result<Vec<ThreadMetadata>, String>>,
 ) -> Vec<String> {
     let mut f = Vec::new();
     if let Some(ok) = e.ok {
@@ -86,6 +88,11 @@ pub fn check_expect(
                 k,
                 format!("{} (exit code {:?})", out.killed, out.exit_code),
             );
+        }
+    }
+    if let Some(code) = e.exit_code {
+        if out.exit_code != Some(code) {
+            mismatch(&mut f, "exit_code", code, show_opt(&out.exit_code));
         }
     }
     let elapsed = Duration::from_millis(out.elapsed_ms);
@@ -142,7 +149,7 @@ pub fn check_expect(
     {
         match out.lookups.last() {
             None => f.push("expected a lookup result, got none".into()),
-            Some(r) => check_lookup(e, r, home, &mut f),
+            Some(r) => check_lookup(e, r, home, rows, &mut f),
         }
     }
     if e.items.is_some() || e.all_threads.is_some() || e.stale.is_some() {
@@ -248,7 +255,13 @@ fn aliases(home: &HomeModel, ids: &BTreeSet<Uuid>) -> String {
     format!("[{}]", names.join(", "))
 }
 
-fn check_lookup(e: &Expect, r: &LookupResult, home: &HomeModel, f: &mut Vec<String>) {
+fn check_lookup(
+    e: &Expect,
+    r: &LookupResult,
+    home: &HomeModel,
+    rows: Option<&Result<Vec<ThreadMetadata>, String>>,
+    f: &mut Vec<String>,
+) {
     let source = r
         .source
         .map(|s| {
@@ -282,7 +295,31 @@ fn check_lookup(e: &Expect, r: &LookupResult, home: &HomeModel, f: &mut Vec<Stri
             mismatch(f, "repaired", want, format!("{}{why}", r.repaired));
         }
     }
-    if let Some(want) = &e.path {
+    if e.path.as_deref() == Some(PATH_OF_ROW) {
+        let id = Uuid::parse_str(&r.thread_id).ok();
+        let row_path = match rows {
+            None => Err("no rows were read".to_string()),
+            Some(Err(err)) => Err(err.clone()),
+            Some(Ok(rows)) => rows
+                .iter()
+                .find(|row| Some(row.id) == id)
+                .map(|row| row.rollout_path.clone())
+                .ok_or_else(|| "the thread has no row".to_string()),
+        };
+        match row_path {
+            Ok(p) if r.path.as_ref() == Some(&p) => {}
+            Ok(p) => mismatch(
+                f,
+                "path",
+                format!("the row's path {}", show_path(home, &Some(p))),
+                show_path(home, &r.path),
+            ),
+            Err(why) => f.push(format!(
+                "expected path = the row's path, but {why} (got {})",
+                show_path(home, &r.path)
+            )),
+        }
+    } else if let Some(want) = &e.path {
         let expected = if want == "none" {
             None
         } else {

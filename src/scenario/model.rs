@@ -382,6 +382,9 @@ pub enum Step {
     Check { oracle: Oracle },
 }
 
+/// `expect.path` value meaning "the path the looked-up thread's DB row holds".
+pub const PATH_OF_ROW: &str = "row";
+
 /// Expectations of a step or join. Every field is optional; each given one is checked.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -394,6 +397,8 @@ pub struct Expect {
     pub timed_out: Option<bool>,
     /// A process worker was killed (by a signal or a failpoint) instead of exiting.
     pub killed: Option<bool>,
+    /// A process worker's exit code (`exit(CODE)` failpoint: CODE; none after a signal).
+    pub exit_code: Option<i32>,
     /// Elapsed time bounds: a duration, or `wait_timeout`, `wait_timeout+slack`, `lease`, `lease+slack`.
     pub elapsed_min: Option<String>,
     pub elapsed_max: Option<String>,
@@ -407,7 +412,8 @@ pub struct Expect {
     /// Lookup: a fallback reason or `none`.
     pub fallback_reason: Option<String>,
     pub repaired: Option<bool>,
-    /// Lookup: a thread alias whose current file must be returned, `none`, or `other:<alias>`.
+    /// Lookup: a thread alias whose current file must be returned, `none`, `other:<alias>`,
+    /// or `row` (the path the thread's DB row holds when the step is checked).
     pub path: Option<String>,
     /// List: number of items over all pages.
     pub items: Option<usize>,
@@ -667,7 +673,7 @@ fn check_expect(
     at: &str,
     check_alias: &dyn Fn(&str, &str) -> Result<(), String>,
 ) -> Result<(), String> {
-    if let Some(p) = &e.path {
+    if let Some(p) = e.path.as_deref().filter(|p| *p != PATH_OF_ROW) {
         check_alias(p, at)?;
     }
     for s in e.stale.iter().flatten() {

@@ -167,7 +167,8 @@ pub fn junit(outcomes: &[ScenarioOutcome], t: &Totals) -> Result<String, String>
 /// The event log with everything that legitimately differs between two runs of one seed
 /// removed (times, owner tokens, absolute paths, heartbeats), per worker in order.
 pub fn normalized_events(events: &[Event]) -> BTreeMap<String, Vec<String>> {
-    const VOLATILE: [&str; 8] = [
+    // Free texts (`error`, a repair's `skipped` reason) name the run directory.
+    const VOLATILE: [&str; 9] = [
         "at_ms",
         "now_ms",
         "owner",
@@ -176,6 +177,7 @@ pub fn normalized_events(events: &[Event]) -> BTreeMap<String, Vec<String>> {
         "path",
         "db",
         "error",
+        "skipped",
     ];
     let mut per_worker: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for e in events {
@@ -226,4 +228,32 @@ pub fn first_difference(
         }
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn event(data: serde_json::Value) -> Event {
+        Event {
+            at_ms: 1,
+            worker: "w".into(),
+            kind: "repair".into(),
+            data,
+        }
+    }
+
+    #[test]
+    fn a_skipped_repair_naming_its_run_directory_normalizes_equal_but_written_counts() {
+        let skipped = |dir: &str, written: bool| {
+            event(json!({"thread_id": "t", "written": written,
+                "skipped": format!("repair failed: state db at {dir}/state_5.sqlite is busy")}))
+        };
+        let a = normalized_events(&[skipped("/tmp/statedb-scenario-a", false)]);
+        let b = normalized_events(&[skipped("/tmp/statedb-scenario-b", false)]);
+        assert_eq!(first_difference(&a, &b), None);
+        let c = normalized_events(&[skipped("/tmp/statedb-scenario-b", true)]);
+        assert!(first_difference(&a, &c).is_some());
+    }
 }

@@ -516,7 +516,8 @@ impl<'a, L: StateLayer> Run<'a, L> {
         if e.timed_out == Some(true) {
             self.declared_wait += self.sc.timing.wait_timeout;
         }
-        check_expect(e, out, &self.home, &self.sc.timing)
+        let rows = (e.path.as_deref() == Some(super::model::PATH_OF_ROW)).then(|| self.read_rows());
+        check_expect(e, out, &self.home, &self.sc.timing, rows.as_ref())
     }
 
     async fn step(&mut self, step: &Step) -> Vec<String> {

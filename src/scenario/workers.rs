@@ -54,13 +54,33 @@ enum Running {
     Task {
         handle: tokio::task::JoinHandle<WorkerOutcome>,
         /// Moves the task's events into the log; ends when the task's context is dropped.
-        forwarder: tokio::task::JoinHandle<()>,
+        forward: tokio::task::JoinHandle<()>,
     },
     Process {
         child: tokio::process::Child,
-        reader: tokio::task::JoinHandle<Option<WorkerOutcome>>,
+        reader: tokio::task::JoinHandle<ProcessReport>,
     },
 }
+
+/// What a process worker's stdout said: its final report, and whether it reached a
+/// failpoint that ends the process (`exit` or `kill`).
+#[derive(Debug, Default)]
+struct ProcessReport {
+    outcome: Option<WorkerOutcome>,
+    died_at_failpoint: bool,
+}
+
+/// Whether a `failpoint_fired` event is one whose action ends the process.
+fn ends_the_process(e: &Event) -> bool {
+    e.kind == crate::events::kinds::FAILPOINT_FIRED
+        && e.data
+            .get("action")
+            .and_then(|a| a.as_str())
+            .is_some_and(|a| a == "kill" || a.starts_with("exit("))
+}
+
+/// How long a joined task worker's remaining events may take to reach the log.
+const FORWARD_DRAIN: Duration = Duration::from_secs(5);
 
 /// A started worker.
 pub struct WorkerHandle {
@@ -79,10 +99,10 @@ impl WorkerHandle {
     ) -> Result<Self, String> {
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Event>();
         let ctx = plan.context(EventSink::Channel(tx), DeathMode::Simulated)?;
-        let forward = log.clone();
-        let forwarder = tokio::spawn(async move {
+        let sink = log.clone();
+        let forward = tokio::spawn(async move {
             while let Some(e) = rx.recv().await {
-                forward.push(e);
+                sink.push(e);
             }
         });
         let name = plan.name.clone();
@@ -90,7 +110,7 @@ impl WorkerHandle {
         Ok(WorkerHandle {
             name,
             kind: WorkerKind::Task,
-            running: Some(Running::Task { handle, forwarder }),
+            running: Some(Running::Task { handle, forward }),
             started: Instant::now(),
         })
     }
@@ -121,17 +141,20 @@ impl WorkerHandle {
         let stdout = child.stdout.take().ok_or("worker stdout not captured")?;
         let reader = tokio::spawn(async move {
             let mut lines = tokio::io::BufReader::new(stdout).lines();
-            let mut outcome = None;
+            let mut report = ProcessReport::default();
             while let Ok(Some(line)) = lines.next_line().await {
                 match serde_json::from_str::<Event>(&line) {
                     Ok(e) if e.kind == WORKER_RESULT => {
-                        outcome = serde_json::from_value(e.data).ok()
+                        report.outcome = serde_json::from_value(e.data).ok()
                     }
-                    Ok(e) => log.push(e),
+                    Ok(e) => {
+                        report.died_at_failpoint |= ends_the_process(&e);
+                        log.push(e)
+                    }
                     Err(_) => {}
                 }
             }
-            outcome
+            report
         });
         Ok(WorkerHandle {
             name: plan.name.clone(),
@@ -168,11 +191,14 @@ impl WorkerHandle {
         match running {
             Running::Task {
                 mut handle,
-                forwarder,
+                forward,
             } => match tokio::time::timeout(timeout, &mut handle).await {
                 Ok(Ok(outcome)) => {
-                    // Every event the task emitted is in the log before its outcome is used.
-                    let _ = tokio::time::timeout(Duration::from_secs(2), forwarder).await;
+                    // Every event the task emitted is queued by now; let the forwarder move
+                    // them into the log before anyone reads it (checks, oracles, reports).
+                    // Its channel closes when the task's context is dropped, which a
+                    // finished task has done; the bound only guards against a leaked clone.
+                    let _ = tokio::time::timeout(FORWARD_DRAIN, forward).await;
                     Ok(outcome)
                 }
                 Ok(Err(e)) => Err(format!("worker {} panicked: {e}", self.name)),
@@ -199,15 +225,18 @@ impl WorkerHandle {
                         ));
                     }
                 };
-                let reported = reader.await.ok().flatten();
-                let mut outcome = reported.unwrap_or_else(|| WorkerOutcome {
+                let report = reader.await.unwrap_or_default();
+                let reported = report.outcome.is_some();
+                let mut outcome = report.outcome.unwrap_or_else(|| WorkerOutcome {
                     ok: false,
                     error: Some(format!("worker process ended without a report ({status})")),
                     elapsed_ms: self.started.elapsed().as_millis() as u64,
                     ..Default::default()
                 });
                 outcome.exit_code = status.code();
-                if status.signal().is_some() {
+                // Died: a signal, or an `exit`/`kill` failpoint that ended the process before
+                // it could report (`exit(CODE)` leaves no signal, only its exit code).
+                if status.signal().is_some() || (!reported && report.died_at_failpoint) {
                     outcome.killed = true;
                     outcome.ok = false;
                 }
