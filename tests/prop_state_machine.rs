@@ -8,6 +8,7 @@
 //! to `proptest-regressions/prop_state_machine.txt`; commit that file so every later run
 //! replays the seed first.
 
+mod common;
 mod prop_support;
 
 use proptest::test_runner::{Config, FileFailurePersistence, RngSeed, TestError, TestRunner};

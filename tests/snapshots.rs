@@ -6,22 +6,23 @@
 //! (`<home>/sessions/...`), times as `[time]`, lease owner tokens as `[owner]`.
 //! Review changes with `cargo insta review`; CI runs with `INSTA_UPDATE=no`.
 
+mod common;
 mod fixture_homes;
 
 use std::path::{Path, PathBuf};
 
 use rstest::rstest;
-use rusqlite::Connection;
 use serde::Serialize;
 use uuid::Uuid;
 
-use fixture_homes::{files_under, fixture_dir, materialize, threads, unknown_id, Labeled};
+use common::{delete_row, files_under, flip_archived, outside_connection, set_row_path};
+use fixture_homes::{fixture_dir, materialize, threads, unknown_id, Labeled};
 use statedb_harness::lookup::{
     find_thread_path, list_threads, ListPage, ListRequest, LookupResult,
 };
 use statedb_harness::process::ProcessContext;
 use statedb_harness::state::backfill_state;
-use statedb_harness::state::{StateDbHandle, STATE_DB_FILENAME};
+use statedb_harness::state::StateDbHandle;
 use statedb_harness::state_db::{try_init, StateDbConfig};
 use statedb_harness::thread::Scope;
 use statedb_harness::timing::Timings;
@@ -181,10 +182,6 @@ enum Fault {
     WrongArchivedFlag,
 }
 
-fn outside(home: &Path) -> Connection {
-    Connection::open(home.join(STATE_DB_FILENAME)).expect("open db")
-}
-
 fn apply_fault(
     home: &Path,
     fault: Fault,
@@ -192,38 +189,25 @@ fn apply_fault(
     other: &Labeled,
     handle: &StateDbHandle,
 ) {
-    let db = outside(home);
-    let id = target.id.to_string();
-    let set_path = |path: &Path| {
-        db.execute(
-            "UPDATE threads SET rollout_path = ?1 WHERE id = ?2",
-            (path.to_string_lossy(), &id),
-        )
-        .expect("set path")
-    };
+    let db = outside_connection(home);
     let changed = match fault {
-        Fault::StaleRow => set_path(&home.join("sessions/2026/01/01/rollout-moved-away.jsonl")),
+        Fault::StaleRow => set_row_path(
+            &db,
+            target.id,
+            &home.join("sessions/2026/01/01/rollout-moved-away.jsonl"),
+        ),
         Fault::OtherThreadsFile => {
             let row = handle.get_thread(other.id).expect("read").expect("row");
-            set_path(&row.rollout_path)
+            set_row_path(&db, target.id, &row.rollout_path)
         }
-        Fault::MissingRow => db
-            .execute("DELETE FROM threads WHERE id = ?1", [&id])
-            .expect("delete"),
+        Fault::MissingRow => delete_row(&db, target.id),
         Fault::EmptyFile => {
             let empty = home.join("sessions/2026/01/01/rollout-2026-01-01T00-00-00-empty.jsonl");
             std::fs::create_dir_all(empty.parent().expect("parent")).expect("dirs");
             std::fs::write(&empty, b"").expect("empty file");
-            set_path(&empty)
+            set_row_path(&db, target.id, &empty)
         }
-        Fault::WrongArchivedFlag => db
-            .execute(
-                "UPDATE threads SET archived = 1 - archived,
-                    archived_at = CASE WHEN archived = 0 THEN 1 ELSE NULL END
-                 WHERE id = ?1",
-                [&id],
-            )
-            .expect("flip"),
+        Fault::WrongArchivedFlag => flip_archived(&db, target.id),
     };
     assert_eq!(changed, 1, "the fault must change exactly one row");
 }

@@ -15,7 +15,6 @@
 //! `odd/sessions/.gitignore` ignores `*.jsonl`, add regenerated files with `git add -f`.
 //! `committed_fixture_homes_match_their_generator` keeps the two in step.
 
-use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
@@ -23,6 +22,7 @@ use std::time::{Duration, SystemTime};
 use chrono::{DateTime, FixedOffset, Utc};
 use uuid::Uuid;
 
+use crate::common::files_under;
 use statedb_harness::fixture::{generate_home, FixtureOptions};
 use statedb_harness::rollout::layout::Root;
 use statedb_harness::rollout::line::parse_line;
@@ -214,22 +214,4 @@ fn last_line_time(path: &Path) -> Option<SystemTime> {
         .ok()?
         .timestamp_millis();
     Some(SystemTime::UNIX_EPOCH + Duration::from_millis(u64::try_from(ms).ok()?))
-}
-
-/// Every regular file under `dir`, by path relative to it, with its bytes.
-pub fn files_under(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
-    let mut out = BTreeMap::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for entry in fs::read_dir(&d).expect("read dir") {
-            let path = entry.expect("entry").path();
-            if path.is_dir() {
-                stack.push(path);
-            } else {
-                let rel = path.strip_prefix(dir).expect("under dir").to_path_buf();
-                out.insert(rel, fs::read(&path).expect("read"));
-            }
-        }
-    }
-    out
 }

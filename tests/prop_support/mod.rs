@@ -25,6 +25,7 @@ use proptest_state_machine::{ReferenceStateMachine, StateMachineTest};
 use rusqlite::Connection;
 use uuid::Uuid;
 
+use crate::common::{delete_row, files_under, flip_archived, outside_connection, set_row_path};
 use statedb_harness::clock::real_now_ms;
 use statedb_harness::lookup::{
     find_thread_path_in, list_threads, ListRequest, LookupResult, LookupSource,
@@ -35,7 +36,7 @@ use statedb_harness::rollout::layout::Root;
 use statedb_harness::rollout::writer::{render_rollout, rollout_path_for, write_rollout};
 use statedb_harness::rollout::RolloutSpec;
 use statedb_harness::state::threads::SortKey;
-use statedb_harness::state::{StateDbHandle, STATE_DB_FILENAME};
+use statedb_harness::state::StateDbHandle;
 use statedb_harness::state_db::{try_init, StateDbConfig};
 use statedb_harness::thread::Scope;
 use statedb_harness::timing::Timings;
@@ -373,15 +374,8 @@ impl Sut {
             .build()
     }
 
-    /// A connection from outside the process under test (the fault injector's).
     fn outside(&self) -> Connection {
-        let conn = Connection::open(self.home().join(STATE_DB_FILENAME)).expect("open db");
-        conn.busy_timeout(Duration::from_secs(5))
-            .expect("busy timeout");
-        // Like the reference's connections: no fsync per commit in WAL mode.
-        conn.pragma_update(None, "synchronous", "NORMAL")
-            .expect("synchronous");
-        conn
+        outside_connection(self.home())
     }
 
     /// Takes the write lock from another connection if one is armed.
@@ -406,12 +400,7 @@ impl Sut {
     }
 
     fn set_row_path(&self, slot: usize, path: &Path) {
-        self.outside()
-            .execute(
-                "UPDATE threads SET rollout_path = ?1 WHERE id = ?2",
-                (path.to_string_lossy(), id_of(slot).to_string()),
-            )
-            .expect("corrupt row");
+        set_row_path(&self.outside(), id_of(slot), path);
     }
 
     fn set_lease(&self, lease: Lease) {
@@ -503,23 +492,11 @@ impl<V: VariantChoice> StateMachineTest for StateDbMachine<V> {
                 }
                 RowFault::EmptyFile => sut.set_row_path(slot, &empty_decoy_path(sut.home())),
                 RowFault::FlipArchived => {
-                    sut.outside()
-                        .execute(
-                            "UPDATE threads SET archived = 1 - archived,
-                                archived_at = CASE WHEN archived = 0 THEN 1 ELSE NULL END
-                             WHERE id = ?1",
-                            [id_of(slot).to_string()],
-                        )
-                        .expect("flip archived");
+                    flip_archived(&sut.outside(), id_of(slot));
                 }
             },
             DeleteRow { slot } => {
-                sut.outside()
-                    .execute(
-                        "DELETE FROM threads WHERE id = ?1",
-                        [id_of(slot).to_string()],
-                    )
-                    .expect("delete row");
+                delete_row(&sut.outside(), id_of(slot));
             }
             HoldWriteLock => sut.lock_armed = true,
             Reinit { lease } => {
@@ -693,20 +670,25 @@ fn check_listing(sut: &Sut, model: &Model, archived: bool, listed: &[Uuid]) {
 /// Every file under the two roots equals the model: the code under test never creates,
 /// changes or removes a rollout.
 fn check_files_match_model(sut: &Sut, model: &Model) {
+    let relative = |path: PathBuf| {
+        path.strip_prefix(sut.home())
+            .expect("in home")
+            .to_path_buf()
+    };
     let mut expected: BTreeMap<PathBuf, Vec<u8>> = BTreeMap::new();
-    expected.insert(empty_decoy_path(sut.home()), Vec::new());
+    expected.insert(relative(empty_decoy_path(sut.home())), Vec::new());
     for (slot, file) in model.files.iter().filter(|(_, f)| f.exists) {
         let spec = spec_of(*slot, file.root);
         let bytes = match file.content {
             Content::Full => render_rollout(&spec).into_bytes(),
             Content::Empty => Vec::new(),
         };
-        expected.insert(rollout_path_for(sut.home(), &spec), bytes);
+        expected.insert(relative(rollout_path_for(sut.home(), &spec)), bytes);
     }
-    let mut actual = BTreeMap::new();
-    for root in Root::ALL {
-        collect_files(&root.dir(sut.home()), &mut actual);
-    }
+    let actual: BTreeMap<PathBuf, Vec<u8>> = files_under(sut.home())
+        .into_iter()
+        .filter(|(path, _)| Root::ALL.iter().any(|root| path.starts_with(root.subdir())))
+        .collect();
     assert_eq!(
         actual.keys().collect::<Vec<_>>(),
         expected.keys().collect::<Vec<_>>(),
@@ -718,20 +700,5 @@ fn check_files_match_model(sut: &Sut, model: &Model) {
             "bytes of {} changed",
             path.display()
         );
-    }
-}
-
-fn collect_files(dir: &Path, out: &mut BTreeMap<PathBuf, Vec<u8>>) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for entry in entries {
-        let path = entry.expect("dir entry").path();
-        if path.is_dir() {
-            collect_files(&path, out);
-        } else {
-            let bytes = std::fs::read(&path).expect("read file");
-            out.insert(path, bytes);
-        }
     }
 }
