@@ -15,7 +15,9 @@ use rstest::rstest;
 use serde::Serialize;
 use uuid::Uuid;
 
-use common::{delete_row, files_under, flip_archived, outside_connection, set_row_path};
+use common::{
+    assert_same_files, delete_row, files_under, flip_archived, outside_connection, set_row_path,
+};
 use fixture_homes::{fixture_dir, materialize, threads, unknown_id, Labeled};
 use statedb_harness::lookup::{
     find_thread_path, list_threads, ListPage, ListRequest, LookupResult,
@@ -350,18 +352,11 @@ fn committed_fixture_homes_match_their_generator(
     fixture_homes::generate(fixture, fresh.path());
     let committed = files_under(&fixture_dir(fixture));
     let generated = files_under(fresh.path());
-    assert_eq!(
-        committed.keys().collect::<Vec<_>>(),
-        generated.keys().collect::<Vec<_>>(),
-        "files of fixtures/{fixture}"
+    assert_same_files(
+        &committed,
+        &generated,
+        &format!("fixtures/{fixture} vs its generator"),
     );
-    for (path, bytes) in &generated {
-        assert!(
-            committed[path] == *bytes,
-            "fixtures/{fixture}/{} differs from the generator",
-            path.display()
-        );
-    }
 }
 
 /// Rewrites `fixtures/` from the generators. Deterministic: on an unchanged generator it

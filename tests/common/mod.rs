@@ -67,6 +67,27 @@ pub fn files_under(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
     out
 }
 
+/// Asserts that two `files_under` maps hold the same files with the same bytes, naming
+/// the first difference (the bytes themselves are not printed).
+pub fn assert_same_files(
+    actual: &BTreeMap<PathBuf, Vec<u8>>,
+    expected: &BTreeMap<PathBuf, Vec<u8>>,
+    what: &str,
+) {
+    assert_eq!(
+        actual.keys().collect::<Vec<_>>(),
+        expected.keys().collect::<Vec<_>>(),
+        "{what}: the set of files differs"
+    );
+    for (path, bytes) in expected {
+        assert!(
+            actual[path] == *bytes,
+            "{what}: bytes of {} differ",
+            path.display()
+        );
+    }
+}
+
 /// A connection to the home's state DB from outside the process under test: the fault
 /// injector's. `synchronous = NORMAL` like the reference's own connections (no fsync per
 /// commit in WAL mode).

@@ -25,7 +25,9 @@ use proptest_state_machine::{ReferenceStateMachine, StateMachineTest};
 use rusqlite::Connection;
 use uuid::Uuid;
 
-use crate::common::{delete_row, files_under, flip_archived, outside_connection, set_row_path};
+use crate::common::{
+    assert_same_files, delete_row, files_under, flip_archived, outside_connection, set_row_path,
+};
 use statedb_harness::clock::real_now_ms;
 use statedb_harness::lookup::{
     find_thread_path_in, list_threads, ListRequest, LookupResult, LookupSource,
@@ -689,16 +691,5 @@ fn check_files_match_model(sut: &Sut, model: &Model) {
         .into_iter()
         .filter(|(path, _)| Root::ALL.iter().any(|root| path.starts_with(root.subdir())))
         .collect();
-    assert_eq!(
-        actual.keys().collect::<Vec<_>>(),
-        expected.keys().collect::<Vec<_>>(),
-        "rollout files on disk differ from the model"
-    );
-    for (path, bytes) in &expected {
-        assert!(
-            actual[path] == *bytes,
-            "bytes of {} changed",
-            path.display()
-        );
-    }
+    assert_same_files(&actual, &expected, "rollout files on disk vs the model");
 }
