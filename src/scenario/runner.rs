@@ -542,9 +542,6 @@ impl<'a, L: StateLayer> Run<'a, L> {
                         self.declared_wait += d;
                     }
                 }
-                if let Some(h) = spec.hold {
-                    self.declared_wait += h;
-                }
                 let plan = self.plan(&spec.name, spec.role, Some(&spec))?;
                 self.start(plan, spec.kind)?;
                 Ok(vec![])

@@ -2,12 +2,17 @@
 //! generator, and configs with short timings.
 #![allow(dead_code)]
 
-use std::path::Path;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use rusqlite::Connection;
+use uuid::Uuid;
+
 use statedb_harness::fixture::{generate_home, FixtureOptions, FixtureThread};
 use statedb_harness::process::ProcessContext;
+use statedb_harness::state::STATE_DB_FILENAME;
 use statedb_harness::state_db::StateDbConfig;
 use statedb_harness::timing::Timings;
 
@@ -100,4 +105,81 @@ pub fn count_events(
         .iter()
         .filter(|e| e.kind == kind)
         .count()
+}
+
+/// Every regular file under `dir`, by path relative to it, with its bytes.
+pub fn files_under(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).expect("read dir") {
+            let path = entry.expect("dir entry").path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                let rel = path.strip_prefix(dir).expect("under dir").to_path_buf();
+                out.insert(rel, std::fs::read(&path).expect("read file"));
+            }
+        }
+    }
+    out
+}
+
+/// Asserts that two `files_under` maps hold the same files with the same bytes, naming
+/// the first difference (the bytes themselves are not printed).
+pub fn assert_same_files(
+    actual: &BTreeMap<PathBuf, Vec<u8>>,
+    expected: &BTreeMap<PathBuf, Vec<u8>>,
+    what: &str,
+) {
+    assert_eq!(
+        actual.keys().collect::<Vec<_>>(),
+        expected.keys().collect::<Vec<_>>(),
+        "{what}: the set of files differs"
+    );
+    for (path, bytes) in expected {
+        assert!(
+            actual[path] == *bytes,
+            "{what}: bytes of {} differ",
+            path.display()
+        );
+    }
+}
+
+/// A connection to the home's state DB from outside the process under test: the fault
+/// injector's. `synchronous = NORMAL` like the reference's own connections (no fsync per
+/// commit in WAL mode).
+pub fn outside_connection(home: &Path) -> Connection {
+    let conn = Connection::open(home.join(STATE_DB_FILENAME)).expect("open state db");
+    conn.busy_timeout(Duration::from_secs(5))
+        .expect("busy timeout");
+    conn.pragma_update(None, "synchronous", "NORMAL")
+        .expect("synchronous");
+    conn
+}
+
+/// Row fault: points the row of `id` at `path`. Returns the rows changed.
+pub fn set_row_path(conn: &Connection, id: Uuid, path: &Path) -> usize {
+    conn.execute(
+        "UPDATE threads SET rollout_path = ?1 WHERE id = ?2",
+        (path.to_string_lossy(), id.to_string()),
+    )
+    .expect("set rollout_path")
+}
+
+/// Row fault: flips the row's archived flag (and `archived_at` with it), keeping its path.
+pub fn flip_archived(conn: &Connection, id: Uuid) -> usize {
+    conn.execute(
+        "UPDATE threads SET archived = 1 - archived,
+            archived_at = CASE WHEN archived = 0 THEN 1 ELSE NULL END
+         WHERE id = ?1",
+        [id.to_string()],
+    )
+    .expect("flip archived")
+}
+
+/// Row fault: deletes the row.
+pub fn delete_row(conn: &Connection, id: Uuid) -> usize {
+    conn.execute("DELETE FROM threads WHERE id = ?1", [id.to_string()])
+        .expect("delete row")
 }
