@@ -3,6 +3,7 @@
 //! a scenario failed), 2 bad input or an I/O error.
 
 mod args;
+mod bench_cmd;
 mod state_cmds;
 
 use std::process::ExitCode;
@@ -38,6 +39,8 @@ pub enum Command {
     List(state_cmds::ListArgs),
     /// Show the backfill state, the lease owner and the failed rollouts of a state DB (read-only).
     Status(state_cmds::StatusArgs),
+    /// Benchmark the state layer: backfill throughput, startup gate, lookups, contention.
+    Bench(bench_cmd::BenchArgs),
 }
 
 /// Parses the command line and runs it.
@@ -50,6 +53,7 @@ pub fn main() -> ExitCode {
         Command::Lookup(a) => state_cmds::lookup(a),
         Command::List(a) => state_cmds::list(a),
         Command::Status(a) => state_cmds::status(a),
+        Command::Bench(a) => bench_cmd::bench(a),
     }
 }
 
