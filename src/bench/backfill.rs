@@ -11,7 +11,8 @@
 //!
 //! Page cache: both read the same files. Each is run once untimed to warm the cache, then
 //! the timed repeats alternate which goes first, so neither is systematically the one that
-//! finds a cold cache. The reference's last DB is kept as the size's complete DB, which the
+//! finds a cold cache. Before every run the workspace's filesystem is flushed (untimed), so
+//! neither pays for write-back the other (or the home's generation) left behind. The reference's last DB is kept as the size's complete DB, which the
 //! other families reuse instead of backfilling again.
 
 use std::path::{Path, PathBuf};
@@ -97,6 +98,7 @@ fn run_reference(ws: &Workspace, home: &BenchHome) -> Result<(Duration, PathBuf)
     let dir = ws
         .fresh_dir(&format!("db-backfill-{}", home.size))
         .map_err(|e| format!("cannot create a DB directory: {e}"))?;
+    ws.settle();
     let cfg = home.config(&dir);
     let ctx = ProcessContext::plain("bench-backfill");
     let (result, took) = timed(|| try_init(&ctx, &cfg));
@@ -117,6 +119,7 @@ fn run_baseline(ws: &Workspace, home: &BenchHome) -> Result<(Duration, PathBuf),
         .fresh_dir(&format!("db-baseline-{}", home.size))
         .map_err(|e| format!("cannot create a DB directory: {e}"))?;
     let db_path = dir.join("baseline.sqlite");
+    ws.settle();
     let (rows, took) = timed(|| baseline_index(&home.codex_home, &db_path));
     let rows = rows?;
     if rows != home.size {

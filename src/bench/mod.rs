@@ -242,7 +242,7 @@ pub fn run_benchmarks(opts: &BenchOptions) -> BenchReport {
     };
     progress.note(format!("workspace {}", ws.path().display()));
     let contention_size = opts.contention.as_ref().map(|c| c.size);
-    let mut kept_for_contention: Option<BenchHome> = None;
+    let mut contended = false;
 
     for &size in &sizes {
         let Some(mut home) = generate(&ws, size, &progress, &mut report) else {
@@ -273,10 +273,12 @@ pub fn run_benchmarks(opts: &BenchOptions) -> BenchReport {
             remove_dir(&db);
         }
         if Some(size) == contention_size {
-            kept_for_contention = Some(home);
-        } else {
-            remove_dir(&home.codex_home);
+            // Right away, before a larger home's generation loads the disk.
+            contention_on(&ws, &home, opts, repeats, &progress, &mut report);
+            contended = true;
         }
+        progress.note(format!("removing the {size}-rollout home"));
+        remove_dir(&home.codex_home);
     }
     if let (Some(small), Some(large)) = (report.lookup.first(), report.lookup.last()) {
         if large.size > small.size {
@@ -284,47 +286,65 @@ pub fn run_benchmarks(opts: &BenchOptions) -> BenchReport {
         }
     }
 
-    match &opts.contention {
-        None => {
-            report.contention_skipped =
-                Some("no statedb-harness binary to spawn was given".to_string());
-        }
-        Some(c) if c.procs.is_empty() => {
-            report.contention_skipped = Some("no process counts were given".to_string());
-        }
-        Some(c) => {
-            let home =
-                kept_for_contention.or_else(|| generate(&ws, c.size, &progress, &mut report));
-            if let Some(home) = home {
-                match contention::measure(&ws, &home, c, repeats, &progress) {
-                    Ok(f) => {
-                        for run in &f.runs {
-                            if !run.all_ready {
-                                report.check_failures.push(format!(
-                                    "contention: with {} processes not every init became ready",
-                                    run.procs
-                                ));
-                            }
-                            if !run.exactly_one_ran {
-                                report.check_failures.push(format!(
-                                    "contention: with {} processes the backfill ran {:?} times per repeat (want exactly 1)",
-                                    run.procs, run.ran_counts
-                                ));
-                            }
-                        }
-                        report.contention = Some(f);
-                    }
-                    Err(e) => report
-                        .errors
-                        .push(format!("contention at {} rollouts: {e}", c.size)),
+    if !contended {
+        match &opts.contention {
+            None => {
+                report.contention_skipped =
+                    Some("no statedb-harness binary to spawn was given".to_string());
+            }
+            Some(c) => {
+                if let Some(home) = generate(&ws, c.size, &progress, &mut report) {
+                    contention_on(&ws, &home, opts, repeats, &progress, &mut report);
+                    remove_dir(&home.codex_home);
                 }
-                remove_dir(&home.codex_home);
             }
         }
     }
     report.goals = goals(&report);
+    progress.note("removing the workspace");
+    drop(ws);
     progress.note("done");
     finish(report, started)
+}
+
+fn contention_on(
+    ws: &Workspace,
+    home: &BenchHome,
+    opts: &BenchOptions,
+    repeats: usize,
+    progress: &Progress,
+    report: &mut BenchReport,
+) {
+    let Some(c) = &opts.contention else {
+        return;
+    };
+    if c.procs.is_empty() {
+        report.contention_skipped = Some("no process counts were given".to_string());
+        return;
+    }
+    ws.settle();
+    match contention::measure(ws, home, c, repeats, progress) {
+        Ok(f) => {
+            for run in &f.runs {
+                if !run.all_ready {
+                    report.check_failures.push(format!(
+                        "contention: with {} processes not every init became ready",
+                        run.procs
+                    ));
+                }
+                if !run.exactly_one_ran {
+                    report.check_failures.push(format!(
+                        "contention: with {} processes the backfill ran {:?} times per repeat (want exactly 1)",
+                        run.procs, run.ran_counts
+                    ));
+                }
+            }
+            report.contention = Some(f);
+        }
+        Err(e) => report
+            .errors
+            .push(format!("contention at {} rollouts: {e}", c.size)),
+    }
 }
 
 fn generate(
@@ -336,6 +356,7 @@ fn generate(
     progress.note(format!("generating {size} rollouts"));
     match ws.generate(size) {
         Ok(home) => {
+            ws.settle();
             report.homes.push(HomeFigures {
                 size,
                 generate_secs: home.generate_time.as_secs_f64(),

@@ -110,6 +110,21 @@ impl BenchHome {
     }
 }
 
+impl Workspace {
+    /// Flushes the workspace's filesystem (`syncfs`), untimed, so a measurement does not pay
+    /// for the write-back of files an earlier step (generation, a previous run) left dirty.
+    pub fn settle(&self) {
+        if let Ok(dir) = std::fs::File::open(self.dir.path()) {
+            use std::os::fd::AsRawFd;
+            // SAFETY: `dir` is an open file descriptor for the duration of the call.
+            let rc = unsafe { libc::syncfs(dir.as_raw_fd()) };
+            if rc != 0 {
+                tracing::debug!("bench: syncfs failed: {}", std::io::Error::last_os_error());
+            }
+        }
+    }
+}
+
 /// Deletes a directory the benchmark created, ignoring a directory that is already gone.
 pub fn remove_dir(dir: &Path) {
     if let Err(err) = std::fs::remove_dir_all(dir) {
