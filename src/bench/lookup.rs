@@ -13,7 +13,8 @@
 //! Each sample measures the same path: the row a previous sample repaired is deleted again
 //! (untimed) before the next one, and every answer is checked (source, fallback reason,
 //! repaired, path) so a figure never silently measures another path. The moved file is
-//! put back when the family ends, even on an error.
+//! put back when the family ends, even on an error. All sizes are measured in the same
+//! rounds, interleaved, so the growth ratios compare sizes under the same machine load.
 
 use std::path::{Path, PathBuf};
 
@@ -146,23 +147,89 @@ fn expect_not_found(r: &LookupResult, _: &Expected) -> bool {
     r.path.is_none() && r.fallback_reason == Some(FallbackReason::MissingRow)
 }
 
-pub fn measure(
+/// One home, ready to be sampled: its handle, the kinds with their threads, the moved file.
+struct Prepared<'h> {
+    home: &'h BenchHome,
+    handle: StateDbHandle,
+    kinds: [Kind; 4],
+    expected: Expected,
+    walk_thread: Uuid,
+    misplaced: Misplaced,
+    samples: [Vec<f64>; 4],
+}
+
+/// Measures every home's lookups. Sizes are interleaved round by round, so a change of
+/// machine load shifts every size alike and the growth ratios stay meaningful. Returns one
+/// result per home, in order.
+pub fn measure_all(
     ws: &Workspace,
-    home: &mut BenchHome,
+    homes: &mut [BenchHome],
     fast_samples: usize,
     walk_samples: usize,
     progress: &Progress,
-) -> Result<LookupFigures, String> {
-    progress.note(format!("lookup: {} rollouts", home.size));
+) -> Vec<Result<LookupFigures, String>> {
+    let sizes: Vec<String> = homes.iter().map(|h| h.size.to_string()).collect();
+    progress.note(format!(
+        "lookup: {} rollouts, interleaved",
+        sizes.join(", ")
+    ));
+    let dbs: Vec<Result<PathBuf, String>> =
+        homes.iter_mut().map(|h| h.ensure_complete_db(ws)).collect();
+    let mut results: Vec<Result<LookupFigures, String>> = Vec::with_capacity(homes.len());
+    let mut prepared: Vec<Option<Prepared<'_>>> = Vec::with_capacity(homes.len());
+    for (home, db) in homes.iter().zip(dbs) {
+        match db.and_then(|db| prepare(home, &db)) {
+            Ok(p) => {
+                prepared.push(Some(p));
+                results.push(Err(String::new()));
+            }
+            Err(e) => {
+                prepared.push(None);
+                results.push(Err(e));
+            }
+        }
+    }
+    // One untimed round to warm up, then the timed ones; sizes and kinds interleaved.
+    let rounds = fast_samples.max(walk_samples);
+    for round in 0..=rounds {
+        for (slot, result) in prepared.iter_mut().zip(results.iter_mut()) {
+            let Some(p) = slot else { continue };
+            for (k, kind) in p.kinds.iter().enumerate() {
+                let wanted = if k < 2 { fast_samples } else { walk_samples };
+                if round > wanted {
+                    continue;
+                }
+                let (id, text) = &kind.ids[round % kind.ids.len()];
+                match sample(&p.handle, &p.home.codex_home, kind, *id, text, &p.expected) {
+                    Ok(took) if round > 0 => p.samples[k].push(micros(took)),
+                    Ok(_) => {}
+                    Err(e) => {
+                        *result = Err(e);
+                        // Puts the moved file back now; this home is out of the run.
+                        *slot = None;
+                        break;
+                    }
+                }
+            }
+        }
+    }
+    for (slot, result) in prepared.into_iter().zip(results.iter_mut()) {
+        if let Some(p) = slot {
+            *result = finish(p);
+        }
+    }
+    results
+}
+
+fn prepare<'h>(home: &'h BenchHome, sqlite_home: &Path) -> Result<Prepared<'h>, String> {
     let n = home.threads.len();
     if n < 3 {
         return Err(format!(
             "lookup needs at least 3 rollouts, the home has {n}"
         ));
     }
-    let sqlite_home = home.ensure_complete_db(ws)?;
     let ctx = ProcessContext::plain("bench-lookup");
-    let handle = try_init(&ctx, &home.config(&sqlite_home))
+    let handle = try_init(&ctx, &home.config(sqlite_home))
         .map_err(|e| format!("cannot open the complete DB: {e}"))?
         .handle;
     let sessions = Root::Active.dir(&home.codex_home);
@@ -200,9 +267,6 @@ pub fn measure(
 
     let walk_thread = &home.threads[walk_index];
     let misplaced = Misplaced::new(&walk_thread.path, &sessions)?;
-    let expected = Expected {
-        misplaced: misplaced.moved.clone(),
-    };
     let search = find_rollout_by_id(&sessions, walk_thread.id, false);
     if search.via != Some(SearchVia::Walk) || search.found.as_ref() != Some(&misplaced.moved) {
         return Err(format!(
@@ -210,74 +274,74 @@ pub fn measure(
             search.via
         ));
     }
+    Ok(Prepared {
+        home,
+        handle,
+        expected: Expected {
+            misplaced: misplaced.moved.clone(),
+        },
+        kinds: [
+            Kind {
+                name: "db hit",
+                ids: hit_ids,
+                delete_row: false,
+                expect: expect_db_hit,
+            },
+            Kind {
+                name: "day probe",
+                ids: probe_ids,
+                delete_row: true,
+                expect: expect_day_probe,
+            },
+            Kind {
+                name: "full walk",
+                ids: vec![id_of(walk_index)],
+                delete_row: true,
+                expect: expect_walk,
+            },
+            Kind {
+                name: "not found",
+                ids: vec![(not_found, not_found.to_string())],
+                delete_row: false,
+                expect: expect_not_found,
+            },
+        ],
+        walk_thread: walk_thread.id,
+        misplaced,
+        samples: Default::default(),
+    })
+}
 
-    let kinds = [
-        Kind {
-            name: "db hit",
-            ids: hit_ids,
-            delete_row: false,
-            expect: expect_db_hit,
-        },
-        Kind {
-            name: "day probe",
-            ids: probe_ids,
-            delete_row: true,
-            expect: expect_day_probe,
-        },
-        Kind {
-            name: "full walk",
-            ids: vec![id_of(walk_index)],
-            delete_row: true,
-            expect: expect_walk,
-        },
-        Kind {
-            name: "not found",
-            ids: vec![(not_found, not_found.to_string())],
-            delete_row: false,
-            expect: expect_not_found,
-        },
-    ];
-    let mut samples: Vec<Vec<f64>> = vec![Vec::new(); kinds.len()];
-    // One untimed round to warm up, then the timed ones, the kinds interleaved.
-    let rounds = fast_samples.max(walk_samples);
-    for round in 0..=rounds {
-        for (k, kind) in kinds.iter().enumerate() {
-            let wanted = if k < 2 { fast_samples } else { walk_samples };
-            if round > wanted {
-                continue;
-            }
-            let (id, text) = &kind.ids[round % kind.ids.len()];
-            let took = sample(&handle, &home.codex_home, kind, *id, text, &expected)?;
-            if round > 0 {
-                samples[k].push(micros(took));
-            }
-        }
-    }
+/// Puts the moved file back, re-indexes it, and summarises the samples.
+fn finish(p: Prepared<'_>) -> Result<LookupFigures, String> {
+    let Prepared {
+        home,
+        handle,
+        walk_thread,
+        misplaced,
+        samples,
+        ..
+    } = p;
     drop(misplaced);
     // Re-index the walk thread at its restored file (a quiet missing-row repair).
     handle
-        .delete_thread(walk_thread.id)
-        .map_err(|e| format!("cannot delete the row of {}: {e}", walk_thread.id))?;
+        .delete_thread(walk_thread)
+        .map_err(|e| format!("cannot delete the row of {walk_thread}: {e}"))?;
     let _ = find_thread_path(
         Some(&handle),
         &home.codex_home,
-        &walk_thread.id.to_string(),
+        &walk_thread.to_string(),
         Scope::Active,
     );
-
-    let mut stats = samples.into_iter().map(Stat::from_samples);
-    let mut next = |name: &str| {
-        stats
-            .next()
-            .flatten()
-            .ok_or_else(|| format!("no {name} samples"))
-    };
+    let [db_hit, day_probe, full_walk, not_found] = samples;
+    let stat =
+        |name: &str, v: Vec<f64>| Stat::from_samples(v).ok_or_else(|| format!("no {name} samples"));
     Ok(LookupFigures {
         size: home.size,
-        db_hit_us: next("db hit")?,
-        day_probe_us: next("day probe")?,
-        full_walk_us: next("full walk")?,
-        not_found_us: next("not found")?,
+        db_hit_us: stat("db hit", db_hit)?,
+        day_probe_us: stat("day probe", day_probe)?,
+        full_walk_us: stat("full walk", full_walk)?,
+        not_found_us: stat("not found", not_found)?,
     })
 }
 

@@ -244,6 +244,7 @@ pub fn run_benchmarks(opts: &BenchOptions) -> BenchReport {
     let contention_size = opts.contention.as_ref().map(|c| c.size);
     let mut contended = false;
 
+    let mut homes: Vec<BenchHome> = Vec::new();
     for &size in &sizes {
         let Some(mut home) = generate(&ws, size, &progress, &mut report) else {
             continue;
@@ -259,25 +260,34 @@ pub fn run_benchmarks(opts: &BenchOptions) -> BenchReport {
             Ok(f) => report.startup_gate.push(f),
             Err(e) => record("startup gate", &mut report.errors, e),
         }
-        match lookup::measure(
-            &ws,
-            &mut home,
-            report.lookup_samples,
-            opts.walk_samples(),
-            &progress,
-        ) {
-            Ok(f) => report.lookup.push(f),
-            Err(e) => record("lookup", &mut report.errors, e),
-        }
-        if let Some(db) = home.complete_db.take() {
-            remove_dir(&db);
-        }
         if Some(size) == contention_size {
             // Right away, before a larger home's generation loads the disk.
             contention_on(&ws, &home, opts, repeats, &progress, &mut report);
             contended = true;
         }
-        progress.note(format!("removing the {size}-rollout home"));
+        homes.push(home);
+    }
+    ws.settle();
+    let lookups = lookup::measure_all(
+        &ws,
+        &mut homes,
+        report.lookup_samples,
+        opts.walk_samples(),
+        &progress,
+    );
+    for (home, result) in homes.iter().zip(lookups) {
+        match result {
+            Ok(f) => report.lookup.push(f),
+            Err(e) => report
+                .errors
+                .push(format!("lookup at {} rollouts: {e}", home.size)),
+        }
+    }
+    for home in homes {
+        progress.note(format!("removing the {}-rollout home", home.size));
+        if let Some(db) = &home.complete_db {
+            remove_dir(db);
+        }
         remove_dir(&home.codex_home);
     }
     if let (Some(small), Some(large)) = (report.lookup.first(), report.lookup.last()) {
@@ -290,7 +300,7 @@ pub fn run_benchmarks(opts: &BenchOptions) -> BenchReport {
         match &opts.contention {
             None => {
                 report.contention_skipped =
-                    Some("no statedb-harness binary to spawn was given".to_string());
+                    Some("not requested (no binary to spawn, or --no-contention)".to_string());
             }
             Some(c) => {
                 if let Some(home) = generate(&ws, c.size, &progress, &mut report) {
