@@ -25,9 +25,17 @@ pub(super) struct ReadAhead {
 }
 
 impl ReadAhead {
-    /// Starts extracting `paths` in batches of `batch_size`, in order.
+    /// Starts extracting `paths` in batches of `batch_size`, in order. A single batch has
+    /// nothing to overlap with, so it gets no thread.
     pub fn start(paths: Vec<PathBuf>, batch_size: usize, provider: &str) -> Self {
         let batch_size = batch_size.max(1);
+        if paths.len() <= batch_size {
+            return ReadAhead {
+                provider: provider.to_string(),
+                ahead: None,
+                worker: None,
+            };
+        }
         let (tx, rx) = sync_channel::<Extracted>(1);
         let worker_provider = provider.to_string();
         let worker = std::thread::Builder::new()
@@ -126,6 +134,15 @@ mod tests {
             }
         }
         assert_eq!(sizes, [3, 3, 2]);
+    }
+
+    #[test]
+    fn a_single_batch_is_extracted_inline() {
+        let (_dir, paths) = home(3);
+        let mut read_ahead = ReadAhead::start(paths.clone(), 3, "openai");
+        assert!(read_ahead.worker.is_none());
+        let got = read_ahead.next_batch(paths.iter().map(PathBuf::as_path));
+        assert!(got.iter().all(Result::is_ok) && got.len() == 3);
     }
 
     #[test]
