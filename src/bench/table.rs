@@ -104,13 +104,13 @@ pub fn render(r: &BenchReport) -> String {
         );
         let _ = writeln!(
             out,
-            "  {:>8}  {:>10}  {:>10}  {:>10}  {:>10}",
+            "  {:>13}  {:>10}  {:>10}  {:>10}  {:>10}",
             "rollouts", "DB hit", "day probe", "full walk", "not found"
         );
         for l in &r.lookup {
             let _ = writeln!(
                 out,
-                "  {:>8}  {:>10}  {:>10}  {:>10}  {:>10}",
+                "  {:>13}  {:>10}  {:>10}  {:>10}  {:>10}",
                 l.size,
                 us(&l.db_hit_us),
                 us(&l.day_probe_us),
@@ -122,7 +122,7 @@ pub fn render(r: &BenchReport) -> String {
             let label = format!("x {}/{}", g.to_size, g.from_size);
             let _ = writeln!(
                 out,
-                "  {:>8}  {:>10}  {:>10}  {:>10}  {:>10}",
+                "  {:>13}  {:>10}  {:>10}  {:>10}  {:>10}",
                 label,
                 ratio(g.db_hit),
                 ratio(g.day_probe),
