@@ -17,6 +17,7 @@
 //! - `fixture` — deterministic homes; `cli` — the command line.
 
 pub mod backfill;
+pub mod bench;
 pub mod cli;
 pub mod clock;
 pub mod consumers;

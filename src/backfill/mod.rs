@@ -6,11 +6,13 @@
 //! roots in watermark order past the last checkpoint, and commit each batch of rows
 //! together with its checkpoint in one IMMEDIATE transaction — so a batch lands only while
 //! the lease is still ours. A file that cannot be indexed is counted, recorded in
-//! `backfill_failures` and logged; it never fails the run. On an error the lease is
-//! released; a simulated death (failpoint `kill`/`exit` in a task worker) leaves it held,
-//! exactly as a killed process would.
+//! `backfill_failures` and logged; it never fails the run. Files are read one batch ahead
+//! on a worker thread (`read_ahead`), so reading overlaps the writes. On an error the
+//! lease is released; a simulated death (failpoint `kill`/`exit` in a task worker) leaves
+//! it held, exactly as a killed process would.
 
 mod heartbeat;
+mod read_ahead;
 
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
@@ -19,7 +21,6 @@ use serde_json::json;
 
 use crate::events::kinds;
 use crate::rollout::layout::{watermark_for, Root};
-use crate::rollout::metadata::extract_metadata;
 use crate::rollout::search::collect_rollout_files;
 use crate::state::backfill_state::{
     self, fenced_write, report_fenced, BackfillStatus, FencedWrite, LeaseClaimant,
@@ -29,6 +30,7 @@ use crate::timing::Timings;
 use crate::variant::Variant;
 
 use heartbeat::Heartbeat;
+use read_ahead::ReadAhead;
 
 /// What one call of [`run_backfill`] did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
@@ -148,6 +150,12 @@ fn scan_and_index(
     };
     let batch_size = timings.batch_size.max(1);
     let mut last_watermark: Option<String> = None;
+    // Files are read and parsed one batch ahead on a worker thread, overlapping the writes.
+    let mut read_ahead = ReadAhead::start(
+        entries.iter().map(|e| e.path.clone()).collect(),
+        batch_size,
+        rt.default_provider(),
+    );
     for (batch_index, batch) in entries.chunks(batch_size).enumerate() {
         if heartbeat.is_some_and(|h| h.lost.load(Ordering::SeqCst)) {
             return Err(StateError::LeaseLost {
@@ -158,7 +166,7 @@ fn scan_and_index(
         // Read files outside the transaction; hold the write lock only for the inserts.
         let extracted: Vec<_> = batch
             .iter()
-            .map(|e| (e, extract_metadata(&e.path, rt.default_provider())))
+            .zip(read_ahead.next_batch(batch.iter().map(|e| e.path.as_path())))
             .collect();
         let batch_mark = batch.last().map(|e| e.watermark.clone());
         let now_ms = ctx.clock().now_ms();
@@ -237,6 +245,7 @@ fn scan_and_index(
         );
         ctx.failpoint("backfill.after_batch")?;
     }
+    drop(read_ahead);
     ctx.failpoint("backfill.before_complete")?;
     if heartbeat.is_some_and(|h| h.lost.load(Ordering::SeqCst)) {
         return Err(StateError::LeaseLost {

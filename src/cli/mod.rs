@@ -3,6 +3,7 @@
 //! a scenario failed), 2 bad input or an I/O error.
 
 mod args;
+mod bench_cmd;
 mod mutants_cmd;
 mod scenario_cmds;
 mod state_cmds;
@@ -51,6 +52,8 @@ pub enum Command {
     /// Run one worker of a scenario (used by the runner for process workers).
     #[command(hide = true)]
     Worker(scenario_cmds::WorkerArgs),
+    /// Benchmark the state layer: backfill throughput, startup gate, lookups, contention.
+    Bench(bench_cmd::BenchArgs),
 }
 
 /// Parses the command line and runs it.
@@ -74,6 +77,7 @@ pub fn main() -> ExitCode {
         Command::ListScenarios(a) => scenario_cmds::list_scenarios(a),
         Command::Worker(a) => scenario_cmds::worker(a),
         Command::Mutants(a) => mutants_cmd::mutants(a),
+        Command::Bench(a) => bench_cmd::bench(a),
     }
 }
 

@@ -116,10 +116,7 @@ impl StateRuntime {
                     path: opts.sqlite_home.clone(),
                     source,
                 })?;
-                let mut conn = connect(&db_path, &opts, true)?;
-                set_journal_mode(&conn, &db_path, opts.journal_mode)?;
-                schema::migrate(&mut conn, &db_path, ctx.variant())?;
-                conn
+                create_and_migrate(&db_path, &opts, ctx.variant())?
             }
             OpenMode::ExistingOnly => {
                 let conn = connect(&db_path, &opts, false)?;
@@ -233,6 +230,37 @@ pub(crate) fn write_txn<T>(
     tx.commit()
         .map_err(|e| StateError::sqlite(db_path, context, e))?;
     Ok(value)
+}
+
+/// Attempts at creating/migrating before a `Busy` error is final.
+const OPEN_ATTEMPTS: u32 = 5;
+
+/// Opens (creating if needed), sets the journal mode and migrates. Processes starting
+/// together race on creating the file and switching its journal mode, where SQLite can
+/// return BUSY without calling the busy handler; such attempts are retried with backoff.
+fn create_and_migrate(
+    db_path: &Path,
+    opts: &RuntimeOptions,
+    variant: Variant,
+) -> Result<Connection, StateError> {
+    let mut backoff = Duration::from_millis(20);
+    let mut attempt = 1;
+    loop {
+        let result = connect(db_path, opts, true).and_then(|mut conn| {
+            set_journal_mode(&conn, db_path, opts.journal_mode)?;
+            schema::migrate(&mut conn, db_path, variant)?;
+            Ok(conn)
+        });
+        match result {
+            Err(StateError::Busy { .. }) if attempt < OPEN_ATTEMPTS => {
+                tracing::info!(path = %db_path.display(), attempt, "state db busy while opening; retrying");
+                std::thread::sleep(backoff);
+                backoff *= 2;
+                attempt += 1;
+            }
+            other => return other,
+        }
+    }
 }
 
 fn connect(db_path: &Path, opts: &RuntimeOptions, create: bool) -> Result<Connection, StateError> {

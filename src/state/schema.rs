@@ -87,7 +87,18 @@ pub fn latest_version() -> i64 {
 
 /// Applies missing migrations in one write transaction. Versions newer than this build's
 /// are tolerated (a newer tool wrote the DB); they are logged, not rejected.
+///
+/// An up-to-date DB (the common case at every start) is recognised by a plain read and
+/// takes no write transaction, so opening never queues for the write lock behind another
+/// process's backfill batches (a wait that the busy timeout would turn into a failed start).
 pub fn migrate(conn: &mut Connection, db_path: &Path, variant: Variant) -> Result<(), StateError> {
+    let applied = applied_versions(conn).map_err(|e| StateError::sqlite(db_path, "migrate", e))?;
+    if let Some(applied) = applied {
+        if MIGRATIONS.iter().all(|m| applied.contains(&m.version)) {
+            log_newer(db_path, &applied);
+            return Ok(());
+        }
+    }
     write_txn(conn, db_path, "migrate", variant, |tx| {
         let sq = |e| StateError::sqlite(db_path, "migrate", e);
         tx.execute_batch(&format!(
@@ -107,10 +118,7 @@ pub fn migrate(conn: &mut Connection, db_path: &Path, variant: Variant) -> Resul
             let rows = stmt.query_map([], |r| r.get(0)).map_err(sq)?;
             rows.collect::<rusqlite::Result<_>>().map_err(sq)?
         };
-        if let Some(newest) = applied.last().filter(|v| **v > latest_version()) {
-            tracing::info!(path = %db_path.display(), newest, known = latest_version(),
-                "state db has migrations from a newer version; continuing with the known schema");
-        }
+        log_newer(db_path, &applied);
         for m in MIGRATIONS.iter().filter(|m| !applied.contains(&m.version)) {
             (m.apply)(tx).map_err(sq)?;
             tx.execute(
@@ -121,6 +129,30 @@ pub fn migrate(conn: &mut Connection, db_path: &Path, variant: Variant) -> Resul
         }
         Ok(())
     })
+}
+
+/// The versions recorded in the migrations table (ascending), or `None` without the table.
+fn applied_versions(conn: &Connection) -> rusqlite::Result<Option<Vec<i64>>> {
+    let present: i64 = conn.query_row(
+        "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?1",
+        [MIGRATIONS_TABLE],
+        |r| r.get(0),
+    )?;
+    if present == 0 {
+        return Ok(None);
+    }
+    let mut stmt = conn.prepare(&format!(
+        "SELECT version FROM {MIGRATIONS_TABLE} ORDER BY version"
+    ))?;
+    let rows = stmt.query_map([], |r| r.get(0))?;
+    rows.collect::<rusqlite::Result<_>>().map(Some)
+}
+
+fn log_newer(db_path: &Path, applied: &[i64]) {
+    if let Some(newest) = applied.last().filter(|v| **v > latest_version()) {
+        tracing::info!(path = %db_path.display(), newest, known = latest_version(),
+            "state db has migrations from a newer version; continuing with the known schema");
+    }
 }
 
 /// Checks that an existing file carries the tables the reference reads (open-only path).
@@ -270,4 +302,60 @@ fn m_failures(tx: &Transaction<'_>) -> rusqlite::Result<()> {
             failed_at_ms INTEGER NOT NULL
         );",
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn open(path: &Path) -> Connection {
+        let conn = Connection::open(path).unwrap();
+        conn.busy_timeout(Duration::ZERO).unwrap();
+        let _: String = conn
+            .query_row("PRAGMA journal_mode = wal", [], |r| r.get(0))
+            .unwrap();
+        conn
+    }
+
+    fn versions(conn: &Connection) -> Vec<i64> {
+        applied_versions(conn).unwrap().unwrap()
+    }
+
+    #[test]
+    fn an_up_to_date_db_migrates_without_taking_the_write_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state_5.sqlite");
+        let mut first = open(&path);
+        migrate(&mut first, &path, Variant::Reference).unwrap();
+        let all: Vec<i64> = MIGRATIONS.iter().map(|m| m.version).collect();
+        assert_eq!(versions(&first), all);
+
+        // Another connection holds the write lock (a backfill batch in progress).
+        let writer = open(&path);
+        writer.execute_batch("BEGIN IMMEDIATE").unwrap();
+        let mut late = open(&path);
+        migrate(&mut late, &path, Variant::Reference)
+            .expect("an up-to-date DB must not wait for the write lock");
+        writer.execute_batch("COMMIT").unwrap();
+        assert_eq!(versions(&late), all);
+    }
+
+    #[test]
+    fn a_missing_migration_is_still_applied() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state_5.sqlite");
+        let mut conn = open(&path);
+        assert_eq!(applied_versions(&conn).unwrap(), None);
+        migrate(&mut conn, &path, Variant::Reference).unwrap();
+        conn.execute(
+            &format!("DELETE FROM {MIGRATIONS_TABLE} WHERE version = 1002"),
+            [],
+        )
+        .unwrap();
+        conn.execute_batch("DROP TABLE backfill_failures").unwrap();
+        migrate(&mut conn, &path, Variant::Reference).unwrap();
+        assert!(versions(&conn).contains(&1002));
+        assert!(has_column(&conn, "backfill_failures", "path").unwrap());
+    }
 }

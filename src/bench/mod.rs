@@ -1,0 +1,433 @@
+//! Benchmarks of the reference state layer: `statedb-harness bench` and `cargo bench`.
+//!
+//! [`run_benchmarks`] generates one deterministic home per size (once per run, in a
+//! temporary [`workspace`]) and runs the measurement families on it, each in its own file:
+//!
+//! - [`backfill`]: startup backfill throughput against a raw baseline;
+//! - [`startup`]: the startup gate's cost on a complete DB against a bare open;
+//! - [`lookup`]: lookup latency by path (DB hit, day probe, full walk, not found) and its
+//!   growth with the home's size;
+//! - [`contention`]: N concurrent real `init` processes on one fresh DB;
+//! - [`overhead`]: the hook through which the scenario runner reports harness overhead.
+//!
+//! Every figure is a median over repeats ([`stats`]) and every ratio is taken against a
+//! baseline measured in the same run. A family that cannot run records an error in the
+//! report and the others go on; correctness checks made along the way (exactly one
+//! backfill under contention...) are reported separately from timing, which is never
+//! asserted. [`table`] renders the report for a terminal.
+
+pub mod backfill;
+pub mod contention;
+pub mod lookup;
+pub mod overhead;
+pub mod startup;
+pub mod stats;
+pub mod table;
+pub mod workspace;
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::time::Instant;
+
+pub use backfill::BackfillFigures;
+pub use contention::{ContentionFigures, ContentionOptions};
+pub use lookup::{LookupFigures, LookupGrowth};
+pub use overhead::{harness_overhead_ratio, HarnessOverheadFigures, HarnessOverheadInput};
+pub use startup::StartupGateFigures;
+
+use workspace::{remove_dir, BenchHome, Workspace};
+
+/// Backfill ratio (reference / baseline throughput) the reference should reach.
+pub const BACKFILL_RATIO_GOAL: f64 = 0.5;
+/// Size at which the backfill goal applies.
+pub const BACKFILL_GOAL_SIZE: usize = 100_000;
+/// Largest growth (largest size / smallest size) still called "about flat".
+pub const FLAT_GROWTH_LIMIT: f64 = 2.0;
+
+/// What to measure and how often.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BenchOptions {
+    /// Home sizes (rollouts), each generated once per run.
+    pub sizes: Vec<usize>,
+    /// Timed repeats of the expensive measurements (backfill, walks, contention).
+    pub repeats: usize,
+    /// Reported as the mode; the presets set the other fields.
+    pub quick: bool,
+    /// Parent of the temporary workspace (default: the system temp dir).
+    pub work_dir: Option<PathBuf>,
+    /// Samples of the cheap lookups (DB hit, day probe).
+    pub lookup_samples: usize,
+    /// Samples of the startup gate and of the bare open.
+    pub gate_samples: usize,
+    /// `None` skips the contention family.
+    pub contention: Option<ContentionOptions>,
+    /// Harness overhead, when the scenario runner has measured it.
+    pub harness_overhead: Option<HarnessOverheadInput>,
+    /// Progress lines on stderr.
+    pub progress: bool,
+}
+
+impl BenchOptions {
+    /// Sizes 1k, 10k, 100k; 5 repeats; no contention until a binary is given.
+    pub fn full() -> Self {
+        BenchOptions {
+            sizes: vec![1_000, 10_000, 100_000],
+            repeats: 5,
+            quick: false,
+            work_dir: None,
+            lookup_samples: 100,
+            gate_samples: 100,
+            contention: None,
+            harness_overhead: None,
+            progress: false,
+        }
+    }
+
+    /// Sizes up to 10k and fewer samples: about a minute.
+    pub fn quick() -> Self {
+        BenchOptions {
+            sizes: vec![1_000, 10_000],
+            repeats: 3,
+            quick: true,
+            lookup_samples: 30,
+            gate_samples: 30,
+            ..BenchOptions::full()
+        }
+    }
+
+    /// Enables the contention family: 1, 2, 4, 8 processes of `binary` on 10,000 rollouts.
+    pub fn with_contention(mut self, binary: PathBuf) -> Self {
+        self.contention = Some(ContentionOptions {
+            binary,
+            procs: vec![1, 2, 4, 8],
+            size: 10_000,
+        });
+        self
+    }
+
+    fn walk_samples(&self) -> usize {
+        self.repeats.max(3)
+    }
+}
+
+/// Where and on what the run happened.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Environment {
+    /// Built with optimizations (a debug build's figures mean little).
+    pub optimized: bool,
+    pub cores: usize,
+    /// `/proc/loadavg` (1, 5, 15 min) at the start and at the end of the run.
+    pub load_average_start: Option<[f64; 3]>,
+    pub load_average_end: Option<[f64; 3]>,
+}
+
+/// Generation time of one home.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct HomeFigures {
+    pub size: usize,
+    pub generate_secs: f64,
+}
+
+/// A goal stated by the issue, and whether this run met it (`None`: not measured).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Goal {
+    pub name: String,
+    pub met: Option<bool>,
+    pub detail: String,
+}
+
+/// Everything one run measured.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct BenchReport {
+    /// `quick` or `full`.
+    pub mode: String,
+    pub sizes: Vec<usize>,
+    pub repeats: usize,
+    pub lookup_samples: usize,
+    pub gate_samples: usize,
+    pub environment: Environment,
+    pub homes: Vec<HomeFigures>,
+    pub backfill: Vec<BackfillFigures>,
+    pub startup_gate: Vec<StartupGateFigures>,
+    pub lookup: Vec<LookupFigures>,
+    /// Smallest to largest size, when at least two sizes were measured.
+    pub lookup_growth: Option<LookupGrowth>,
+    pub contention: Option<ContentionFigures>,
+    /// Why contention was not measured, when it was not.
+    pub contention_skipped: Option<String>,
+    pub harness_overhead: HarnessOverheadFigures,
+    pub goals: Vec<Goal>,
+    /// Correctness checks that failed while measuring (never timing).
+    pub check_failures: Vec<String>,
+    /// Measurements that could not be made.
+    pub errors: Vec<String>,
+    pub total_secs: f64,
+}
+
+impl BenchReport {
+    /// The human-readable tables.
+    pub fn render_table(&self) -> String {
+        table::render(self)
+    }
+}
+
+/// Progress lines on stderr, with the time since the run started.
+pub struct Progress {
+    enabled: bool,
+    started: Instant,
+}
+
+impl Progress {
+    pub fn note(&self, what: impl std::fmt::Display) {
+        if self.enabled {
+            eprintln!("[{:7.1}s] {what}", self.started.elapsed().as_secs_f64());
+        }
+    }
+}
+
+/// Runs every family on every size and returns the report. Never panics on a failed
+/// measurement: it is recorded in `errors` and the run goes on.
+pub fn run_benchmarks(opts: &BenchOptions) -> BenchReport {
+    let started = Instant::now();
+    let progress = Progress {
+        enabled: opts.progress,
+        started,
+    };
+    let sizes: Vec<usize> = opts
+        .sizes
+        .iter()
+        .copied()
+        .filter(|&s| s > 0)
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let repeats = opts.repeats.max(1);
+    let mut report = BenchReport {
+        mode: if opts.quick { "quick" } else { "full" }.to_string(),
+        sizes: sizes.clone(),
+        repeats,
+        lookup_samples: opts.lookup_samples.max(1),
+        gate_samples: opts.gate_samples.max(1),
+        environment: Environment {
+            optimized: !cfg!(debug_assertions),
+            cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            load_average_start: load_average(),
+            load_average_end: None,
+        },
+        homes: Vec::new(),
+        backfill: Vec::new(),
+        startup_gate: Vec::new(),
+        lookup: Vec::new(),
+        lookup_growth: None,
+        contention: None,
+        contention_skipped: None,
+        harness_overhead: overhead::figures(opts.harness_overhead.as_ref()),
+        goals: Vec::new(),
+        check_failures: Vec::new(),
+        errors: Vec::new(),
+        total_secs: 0.0,
+    };
+    let ws = match Workspace::new(opts.work_dir.as_deref()) {
+        Ok(ws) => ws,
+        Err(e) => {
+            report.errors.push(format!(
+                "cannot create the benchmark workspace under {}: {e}",
+                opts.work_dir
+                    .as_deref()
+                    .unwrap_or(&std::env::temp_dir())
+                    .display()
+            ));
+            return finish(report, started);
+        }
+    };
+    progress.note(format!("workspace {}", ws.path().display()));
+    let contention_size = opts.contention.as_ref().map(|c| c.size);
+    let mut contended = false;
+
+    let mut homes: Vec<BenchHome> = Vec::new();
+    for &size in &sizes {
+        let Some(mut home) = generate(&ws, size, &progress, &mut report) else {
+            continue;
+        };
+        let record = |family: &str, errors: &mut Vec<String>, e: String| {
+            errors.push(format!("{family} at {size} rollouts: {e}"));
+        };
+        match backfill::measure(&ws, &mut home, repeats, &progress) {
+            Ok(f) => report.backfill.push(f),
+            Err(e) => record("backfill", &mut report.errors, e),
+        }
+        match startup::measure(&ws, &mut home, report.gate_samples, &progress) {
+            Ok(f) => report.startup_gate.push(f),
+            Err(e) => record("startup gate", &mut report.errors, e),
+        }
+        if Some(size) == contention_size {
+            // Right away, before a larger home's generation loads the disk.
+            contention_on(&ws, &home, opts, repeats, &progress, &mut report);
+            contended = true;
+        }
+        homes.push(home);
+    }
+    ws.settle();
+    let lookups = lookup::measure_all(
+        &ws,
+        &mut homes,
+        report.lookup_samples,
+        opts.walk_samples(),
+        &progress,
+    );
+    for (home, result) in homes.iter().zip(lookups) {
+        match result {
+            Ok(f) => report.lookup.push(f),
+            Err(e) => report
+                .errors
+                .push(format!("lookup at {} rollouts: {e}", home.size)),
+        }
+    }
+    for home in homes {
+        progress.note(format!("removing the {}-rollout home", home.size));
+        if let Some(db) = &home.complete_db {
+            remove_dir(db);
+        }
+        remove_dir(&home.codex_home);
+    }
+    if let (Some(small), Some(large)) = (report.lookup.first(), report.lookup.last()) {
+        if large.size > small.size {
+            report.lookup_growth = Some(LookupGrowth::between(small, large));
+        }
+    }
+
+    if !contended {
+        match &opts.contention {
+            None => {
+                report.contention_skipped =
+                    Some("not requested (no binary to spawn, or --no-contention)".to_string());
+            }
+            Some(c) => {
+                if let Some(home) = generate(&ws, c.size, &progress, &mut report) {
+                    contention_on(&ws, &home, opts, repeats, &progress, &mut report);
+                    remove_dir(&home.codex_home);
+                }
+            }
+        }
+    }
+    report.goals = goals(&report);
+    progress.note("removing the workspace");
+    drop(ws);
+    progress.note("done");
+    finish(report, started)
+}
+
+fn contention_on(
+    ws: &Workspace,
+    home: &BenchHome,
+    opts: &BenchOptions,
+    repeats: usize,
+    progress: &Progress,
+    report: &mut BenchReport,
+) {
+    let Some(c) = &opts.contention else {
+        return;
+    };
+    if c.procs.is_empty() {
+        report.contention_skipped = Some("no process counts were given".to_string());
+        return;
+    }
+    ws.settle();
+    match contention::measure(ws, home, c, repeats, progress) {
+        Ok(f) => {
+            for run in &f.runs {
+                if !run.all_ready {
+                    report.check_failures.push(format!(
+                        "contention: with {} processes not every init became ready",
+                        run.procs
+                    ));
+                }
+                if !run.exactly_one_ran {
+                    report.check_failures.push(format!(
+                        "contention: with {} processes the backfill ran {:?} times per repeat (want exactly 1)",
+                        run.procs, run.ran_counts
+                    ));
+                }
+            }
+            report.contention = Some(f);
+        }
+        Err(e) => report
+            .errors
+            .push(format!("contention at {} rollouts: {e}", c.size)),
+    }
+}
+
+fn generate(
+    ws: &Workspace,
+    size: usize,
+    progress: &Progress,
+    report: &mut BenchReport,
+) -> Option<BenchHome> {
+    progress.note(format!("generating {size} rollouts"));
+    match ws.generate(size) {
+        Ok(home) => {
+            ws.settle();
+            report.homes.push(HomeFigures {
+                size,
+                generate_secs: home.generate_time.as_secs_f64(),
+            });
+            Some(home)
+        }
+        Err(e) => {
+            report
+                .errors
+                .push(format!("cannot generate a home of {size} rollouts: {e}"));
+            None
+        }
+    }
+}
+
+fn finish(mut report: BenchReport, started: Instant) -> BenchReport {
+    report.environment.load_average_end = load_average();
+    report.total_secs = started.elapsed().as_secs_f64();
+    report
+}
+
+fn goals(report: &BenchReport) -> Vec<Goal> {
+    let mut goals = Vec::new();
+    let at_goal = report
+        .backfill
+        .iter()
+        .find(|b| b.size == BACKFILL_GOAL_SIZE);
+    goals.push(Goal {
+        name: format!(
+            "backfill throughput >= {BACKFILL_RATIO_GOAL} x baseline at {BACKFILL_GOAL_SIZE} rollouts"
+        ),
+        met: at_goal.and_then(|b| b.ratio).map(|r| r >= BACKFILL_RATIO_GOAL),
+        detail: match at_goal.and_then(|b| b.ratio) {
+            Some(r) => format!("ratio {r:.2}"),
+            None => format!("not measured at {BACKFILL_GOAL_SIZE}"),
+        },
+    });
+    for (name, growth) in [
+        (
+            "DB-hit lookup",
+            report.lookup_growth.as_ref().and_then(|g| g.db_hit),
+        ),
+        (
+            "day-probe lookup",
+            report.lookup_growth.as_ref().and_then(|g| g.day_probe),
+        ),
+    ] {
+        goals.push(Goal {
+            name: format!("{name} latency about flat (growth <= {FLAT_GROWTH_LIMIT})"),
+            met: growth.map(|g| g <= FLAT_GROWTH_LIMIT),
+            detail: match (growth, &report.lookup_growth) {
+                (Some(g), Some(lg)) => format!("{}/{}: x{g:.2}", lg.to_size, lg.from_size),
+                _ => "needs two sizes".to_string(),
+            },
+        });
+    }
+    goals
+}
+
+fn load_average() -> Option<[f64; 3]> {
+    let text = std::fs::read_to_string("/proc/loadavg").ok()?;
+    let mut it = text.split_whitespace().map(|s| s.parse::<f64>().ok());
+    Some([it.next()??, it.next()??, it.next()??])
+}

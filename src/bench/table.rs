@@ -1,0 +1,198 @@
+//! Renders a [`BenchReport`] as plain-text tables for a terminal: one table per family,
+//! medians with their sample counts, and every ratio next to the figures it divides.
+
+use std::fmt::Write;
+
+use super::stats::Stat;
+use super::BenchReport;
+
+fn ratio(r: Option<f64>) -> String {
+    r.map_or_else(|| "-".to_string(), |r| format!("{r:.2}"))
+}
+
+fn us(s: &Stat) -> String {
+    if s.median >= 10_000.0 {
+        format!("{:.1} ms", s.median / 1000.0)
+    } else {
+        format!("{:.0} µs", s.median)
+    }
+}
+
+fn load(l: Option<[f64; 3]>) -> String {
+    l.map_or_else(|| "?".to_string(), |l| format!("{:.2}", l[0]))
+}
+
+/// The whole report as text.
+pub fn render(r: &BenchReport) -> String {
+    let mut out = String::new();
+    let env = &r.environment;
+    let _ = writeln!(
+        out,
+        "statedb-harness bench ({} mode, {} build, {} cores, load {} -> {}, {:.0} s)",
+        r.mode,
+        if env.optimized {
+            "release"
+        } else {
+            "DEBUG (figures not meaningful)"
+        },
+        env.cores,
+        load(env.load_average_start),
+        load(env.load_average_end),
+        r.total_secs
+    );
+    let homes: Vec<String> = r
+        .homes
+        .iter()
+        .map(|h| format!("{} ({:.1} s)", h.size, h.generate_secs))
+        .collect();
+    let _ = writeln!(out, "homes generated: {}", homes.join(", "));
+
+    if !r.backfill.is_empty() {
+        let _ = writeln!(
+            out,
+            "\nBackfill throughput (median of {}; reference = try_init on a fresh DB; baseline = walk + head read + 1-txn insert)",
+            r.repeats
+        );
+        let _ = writeln!(
+            out,
+            "  {:>8}  {:>14}  {:>10}  {:>14}  {:>10}  {:>9}",
+            "rollouts", "reference /s", "ref s", "baseline /s", "base s", "ref/base"
+        );
+        for b in &r.backfill {
+            let _ = writeln!(
+                out,
+                "  {:>8}  {:>14.0}  {:>10.3}  {:>14.0}  {:>10.3}  {:>9}",
+                b.size,
+                b.reference_rollouts_per_sec,
+                b.reference_secs.median,
+                b.baseline_rollouts_per_sec,
+                b.baseline_secs.median,
+                ratio(b.ratio)
+            );
+        }
+    }
+
+    if !r.startup_gate.is_empty() {
+        let _ = writeln!(
+            out,
+            "\nStartup gate on a complete DB (median of {}; try_init vs Connection::open + one query)",
+            r.gate_samples
+        );
+        let _ = writeln!(
+            out,
+            "  {:>8}  {:>12}  {:>12}  {:>9}",
+            "rollouts", "try_init", "open+query", "ratio"
+        );
+        for g in &r.startup_gate {
+            let _ = writeln!(
+                out,
+                "  {:>8}  {:>12}  {:>12}  {:>9}",
+                g.size,
+                us(&g.try_init_us),
+                us(&g.open_query_us),
+                ratio(g.ratio)
+            );
+        }
+    }
+
+    if !r.lookup.is_empty() {
+        let walk_samples = r.lookup[0].full_walk_us.samples;
+        let _ = writeln!(
+            out,
+            "\nLookup latency (median; DB hit and day probe of {} samples, walk and not-found of {})",
+            r.lookup[0].db_hit_us.samples, walk_samples
+        );
+        let _ = writeln!(
+            out,
+            "  {:>13}  {:>10}  {:>10}  {:>10}  {:>10}",
+            "rollouts", "DB hit", "day probe", "full walk", "not found"
+        );
+        for l in &r.lookup {
+            let _ = writeln!(
+                out,
+                "  {:>13}  {:>10}  {:>10}  {:>10}  {:>10}",
+                l.size,
+                us(&l.db_hit_us),
+                us(&l.day_probe_us),
+                us(&l.full_walk_us),
+                us(&l.not_found_us)
+            );
+        }
+        if let Some(g) = &r.lookup_growth {
+            let label = format!("x {}/{}", g.to_size, g.from_size);
+            let _ = writeln!(
+                out,
+                "  {:>13}  {:>10}  {:>10}  {:>10}  {:>10}",
+                label,
+                ratio(g.db_hit),
+                ratio(g.day_probe),
+                ratio(g.full_walk),
+                ratio(g.not_found)
+            );
+        }
+    }
+
+    match (&r.contention, &r.contention_skipped) {
+        (Some(c), _) => {
+            let _ = writeln!(
+                out,
+                "\nContention: N concurrent `init` processes, fresh DB over {} rollouts (median of {}; waiters poll every {} ms)",
+                c.size, r.repeats, c.poll_interval_ms
+            );
+            let _ = writeln!(
+                out,
+                "  {:>5}  {:>12}  {:>9}  {:>16}  {:>9}",
+                "procs", "all ready", "vs fewest", "exactly one ran", "all ready"
+            );
+            for run in &c.runs {
+                let _ = writeln!(
+                    out,
+                    "  {:>5}  {:>9.0} ms  {:>9}  {:>16}  {:>9}",
+                    run.procs,
+                    run.all_ready_ms.median,
+                    ratio(run.ratio_to_fewest),
+                    if run.exactly_one_ran { "yes" } else { "NO" },
+                    if run.all_ready { "yes" } else { "NO" }
+                );
+            }
+        }
+        (None, Some(why)) => {
+            let _ = writeln!(out, "\nContention: not measured ({why})");
+        }
+        (None, None) => {
+            let _ = writeln!(out, "\nContention: not measured");
+        }
+    }
+
+    let h = &r.harness_overhead;
+    match h.ratio {
+        Some(x) => {
+            let _ = writeln!(
+                out,
+                "\nHarness overhead: {x:.2} (catalog {:.0} ms / declared waits {:.0} ms)",
+                h.catalog_wall_ms.unwrap_or(0.0),
+                h.declared_waits_ms.unwrap_or(0.0)
+            );
+        }
+        None => {
+            let _ = writeln!(out, "\nHarness overhead: {}", h.note);
+        }
+    }
+
+    let _ = writeln!(out, "\nGoals:");
+    for g in &r.goals {
+        let mark = match g.met {
+            Some(true) => "met",
+            Some(false) => "NOT MET",
+            None => "n/a",
+        };
+        let _ = writeln!(out, "  [{mark}] {} ({})", g.name, g.detail);
+    }
+    for f in &r.check_failures {
+        let _ = writeln!(out, "CHECK FAILED: {f}");
+    }
+    for e in &r.errors {
+        let _ = writeln!(out, "ERROR: {e}");
+    }
+    out
+}

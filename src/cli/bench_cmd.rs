@@ -1,0 +1,191 @@
+//! `statedb-harness bench`: runs the state-layer benchmarks (`crate::bench`) and prints a
+//! table, or with `--json` one JSON object holding every figure and ratio.
+//!
+//! Exit codes: 0 measured, 1 a correctness check failed while measuring (for example not
+//! exactly one backfill under contention), 2 bad arguments or a measurement that could not
+//! be made. Timing never decides the exit code.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Args;
+
+use crate::bench::HarnessOverheadInput;
+
+use super::usage_error;
+use crate::bench::{run_benchmarks, BenchOptions, ContentionOptions};
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Sizes up to 10,000 rollouts and fewer repeats (about a minute).
+    #[arg(long)]
+    pub quick: bool,
+    /// Print one JSON object (every figure and ratio) instead of tables.
+    #[arg(long)]
+    pub json: bool,
+    /// Home sizes in rollouts, comma-separated [default: 1000,10000,100000; quick: 1000,10000].
+    #[arg(long, value_delimiter = ',', value_name = "N,N,...")]
+    pub sizes: Option<Vec<usize>>,
+    /// Timed repeats of backfills, walks and contention runs [default: 5; quick: 3].
+    #[arg(long, value_name = "N")]
+    pub repeats: Option<usize>,
+    /// Existing directory to put the temporary homes and DBs in [default: the system temp dir].
+    #[arg(long, value_name = "DIR")]
+    pub work_dir: Option<PathBuf>,
+    /// Numbers of concurrent `init` processes for the contention measurement.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        value_name = "N,N,...",
+        default_value = "1,2,4,8"
+    )]
+    pub procs: Vec<usize>,
+    /// Skip the contention measurement (which spawns this binary).
+    #[arg(long)]
+    pub no_contention: bool,
+    /// Scenario catalog whose harness overhead to measure (run one scenario at a time).
+    #[arg(long, value_name = "DIR", default_value = "scenarios")]
+    pub catalog: PathBuf,
+    /// Skip the harness-overhead measurement.
+    #[arg(long)]
+    pub no_catalog: bool,
+}
+
+/// Runs the catalog one scenario at a time against the reference and returns its wall
+/// time and the waits its scenarios declare.
+fn measure_catalog(dir: &std::path::Path) -> Result<HarnessOverheadInput, String> {
+    let entries = crate::scenario::catalog::load(&[dir.to_path_buf()]).map_err(|errors| {
+        errors
+            .iter()
+            .map(|e| e.to_string())
+            .collect::<Vec<_>>()
+            .join("; ")
+    })?;
+    let opts = crate::scenario::runner::RunOptions {
+        seed: 7,
+        worker_binary: std::env::current_exe().ok(),
+        ..Default::default()
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the async runtime: {e}"))?;
+    let started = std::time::Instant::now();
+    let outcomes = rt.block_on(crate::scenario::catalog::run_all(
+        std::sync::Arc::new(crate::layer::ReferenceLayer),
+        &entries,
+        &opts,
+        1,
+        |_| {},
+    ));
+    let catalog_wall = started.elapsed();
+    rt.shutdown_timeout(std::time::Duration::from_secs(2));
+    let failed: Vec<&str> = outcomes
+        .iter()
+        .filter(|o| o.status != crate::scenario::runner::Status::Pass)
+        .map(|o| o.name.as_str())
+        .collect();
+    if !failed.is_empty() {
+        return Err(format!("catalog did not pass: {}", failed.join("; ")));
+    }
+    Ok(HarnessOverheadInput {
+        catalog_wall,
+        declared_waits: std::time::Duration::from_millis(
+            outcomes.iter().map(|o| o.declared_wait_ms).sum(),
+        ),
+    })
+}
+
+pub fn bench(args: BenchArgs) -> ExitCode {
+    let mut opts = if args.quick {
+        BenchOptions::quick()
+    } else {
+        BenchOptions::full()
+    };
+    if let Some(sizes) = args.sizes {
+        if sizes.is_empty() || sizes.contains(&0) {
+            return usage_error("--sizes needs positive rollout counts, e.g. --sizes 1000,10000");
+        }
+        opts.sizes = sizes;
+    }
+    if let Some(repeats) = args.repeats {
+        if repeats == 0 {
+            return usage_error("--repeats must be at least 1");
+        }
+        opts.repeats = repeats;
+    }
+    if let Some(dir) = &args.work_dir {
+        if !dir.is_dir() {
+            return usage_error(format!(
+                "--work-dir {} is not an existing directory; create it or pick another",
+                dir.display()
+            ));
+        }
+        opts.work_dir = Some(dir.clone());
+    }
+    if !args.no_contention {
+        if args.procs.contains(&0) {
+            return usage_error("--procs needs positive process counts, e.g. --procs 1,2,4,8");
+        }
+        let binary = match std::env::current_exe() {
+            Ok(b) => b,
+            Err(e) => return usage_error(format!("cannot locate this executable to spawn: {e}")),
+        };
+        let size = if opts.sizes.contains(&10_000) {
+            10_000
+        } else {
+            // Reuse a generated home: the largest size not above 10,000, else the smallest.
+            opts.sizes
+                .iter()
+                .copied()
+                .filter(|&s| s <= 10_000)
+                .max()
+                .or_else(|| opts.sizes.iter().copied().min())
+                .unwrap_or(10_000)
+        };
+        opts.contention = Some(ContentionOptions {
+            binary,
+            procs: args.procs,
+            size,
+        });
+    }
+    if !args.no_catalog {
+        if !args.catalog.is_dir() {
+            return usage_error(format!(
+                "--catalog {} is not a directory of scenarios; pass one or use --no-catalog",
+                args.catalog.display()
+            ));
+        }
+        eprintln!(
+            "measuring harness overhead: catalog {} one scenario at a time",
+            args.catalog.display()
+        );
+        match measure_catalog(&args.catalog) {
+            Ok(input) => opts.harness_overhead = Some(input),
+            Err(e) => return usage_error(format!("harness overhead: {e}")),
+        }
+    }
+    opts.progress = true;
+    let report = run_benchmarks(&opts);
+    if args.json {
+        match serde_json::to_string_pretty(&report) {
+            Ok(text) => println!("{text}"),
+            Err(e) => return usage_error(format!("cannot serialize the report: {e}")),
+        }
+    } else {
+        print!("{}", report.render_table());
+    }
+    if !report.errors.is_empty() {
+        for e in &report.errors {
+            eprintln!("error: {e}");
+        }
+        ExitCode::from(super::EXIT_USAGE)
+    } else if !report.check_failures.is_empty() {
+        for f in &report.check_failures {
+            eprintln!("check failed: {f}");
+        }
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}

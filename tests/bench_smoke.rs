@@ -1,0 +1,156 @@
+//! The benchmarks' smallest configuration runs end to end and yields a well-formed report
+//! (through the library and through the real CLI). Nothing here asserts a timing.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use statedb_harness::bench::{run_benchmarks, BenchOptions, BenchReport, ContentionOptions};
+
+const BIN: &str = env!("CARGO_BIN_EXE_statedb-harness");
+
+fn tiny(work_dir: &std::path::Path) -> BenchOptions {
+    BenchOptions {
+        sizes: vec![120, 200],
+        repeats: 1,
+        lookup_samples: 2,
+        gate_samples: 2,
+        work_dir: Some(work_dir.to_path_buf()),
+        contention: Some(ContentionOptions {
+            binary: PathBuf::from(BIN),
+            procs: vec![1, 2],
+            size: 200,
+        }),
+        ..BenchOptions::quick()
+    }
+}
+
+fn finite_positive(x: f64) -> bool {
+    x.is_finite() && x > 0.0
+}
+
+fn assert_well_formed(r: &BenchReport) {
+    assert!(r.errors.is_empty(), "errors: {:?}", r.errors);
+    assert!(r.check_failures.is_empty(), "{:?}", r.check_failures);
+    assert_eq!(r.sizes, vec![120, 200]);
+    assert_eq!(r.homes.len(), 2);
+    for (family, sizes) in [
+        (
+            "backfill",
+            r.backfill.iter().map(|b| b.size).collect::<Vec<_>>(),
+        ),
+        ("gate", r.startup_gate.iter().map(|g| g.size).collect()),
+        ("lookup", r.lookup.iter().map(|l| l.size).collect()),
+    ] {
+        assert_eq!(sizes, vec![120, 200], "{family}");
+    }
+    for b in &r.backfill {
+        assert!(finite_positive(b.reference_rollouts_per_sec));
+        assert!(finite_positive(b.baseline_rollouts_per_sec));
+        assert!(b.ratio.is_some_and(finite_positive));
+        assert_eq!(b.reference_secs.samples, 1);
+    }
+    for g in &r.startup_gate {
+        assert!(g.ratio.is_some_and(finite_positive));
+        assert_eq!(g.try_init_us.samples, 2);
+    }
+    for l in &r.lookup {
+        for s in [
+            &l.db_hit_us,
+            &l.day_probe_us,
+            &l.full_walk_us,
+            &l.not_found_us,
+        ] {
+            assert!(s.samples >= 1 && s.min <= s.median && s.median <= s.max);
+        }
+    }
+    let growth = r
+        .lookup_growth
+        .as_ref()
+        .expect("two sizes give a growth row");
+    assert_eq!((growth.from_size, growth.to_size), (120, 200));
+    assert!(growth.db_hit.is_some() && growth.not_found.is_some());
+
+    let c = r.contention.as_ref().expect("contention measured");
+    assert_eq!(c.size, 200);
+    assert_eq!(
+        c.runs.iter().map(|run| run.procs).collect::<Vec<_>>(),
+        [1, 2]
+    );
+    for run in &c.runs {
+        assert!(run.all_ready && run.exactly_one_ran, "{run:?}");
+        assert_eq!(run.ran_counts, vec![1]);
+    }
+    assert!(!r.harness_overhead.measured);
+    assert!(r.harness_overhead.note.starts_with("not measured"));
+    assert!(
+        r.goals.iter().any(|g| g.met.is_none()),
+        "the 100k goal is n/a"
+    );
+}
+
+#[test]
+fn tiny_run_gives_a_well_formed_report_and_cleans_up() {
+    let work = tempfile::tempdir().unwrap();
+    let report = run_benchmarks(&tiny(work.path()));
+    assert_well_formed(&report);
+    let json = serde_json::to_value(&report).unwrap();
+    for key in [
+        "backfill",
+        "startup_gate",
+        "lookup",
+        "lookup_growth",
+        "contention",
+        "harness_overhead",
+    ] {
+        assert!(!json[key].is_null(), "{key} missing from the JSON");
+    }
+    let table = report.render_table();
+    assert!(
+        table.contains("Backfill throughput") && table.contains("Harness overhead: not measured")
+    );
+    // The workspace is gone: nothing is left behind in the work dir.
+    assert_eq!(std::fs::read_dir(work.path()).unwrap().count(), 0);
+}
+
+#[test]
+fn cli_json_is_well_formed_and_bad_arguments_exit_2() {
+    let work = tempfile::tempdir().unwrap();
+    let out = Command::new(BIN)
+        .args([
+            "bench",
+            "--json",
+            "--sizes",
+            "50",
+            "--repeats",
+            "1",
+            "--procs",
+            "1,2",
+        ])
+        .arg("--work-dir")
+        .arg(work.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["sizes"], serde_json::json!([50]));
+    assert_eq!(json["contention"]["size"], 50);
+    assert_eq!(json["contention"]["runs"][1]["exactly_one_ran"], true);
+    assert!(json["backfill"][0]["ratio"].as_f64().is_some());
+    assert!(
+        json["lookup_growth"].is_null(),
+        "one size has no growth row"
+    );
+
+    for bad in [
+        vec!["bench", "--sizes", "0"],
+        vec!["bench", "--repeats", "0"],
+        vec!["bench", "--work-dir", "/nonexistent/statedb-bench"],
+    ] {
+        let out = Command::new(BIN).args(&bad).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{bad:?}");
+    }
+}
