@@ -11,12 +11,19 @@
 mod common;
 mod prop_support;
 
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
 use proptest::test_runner::{Config, FileFailurePersistence, RngSeed, TestError, TestRunner};
 use proptest_state_machine::{prop_state_machine, ReferenceStateMachine, StateMachineTest};
+use statedb_harness::layer::ReferenceLayer;
+use statedb_harness::scenario::model::Scenario;
+use statedb_harness::scenario::runner::{run_scenario, RunOptions, ScenarioOutcome, Status};
+use statedb_harness::variant::Variant;
 
 use prop_support::{
-    Model, ModelMachine, ReferenceImpl, StateDbMachine, TimestampCursor, Transition, TrustsDbPath,
-    VariantChoice,
+    recording_of, Model, ModelMachine, ReferenceImpl, StateDbMachine, TimestampCursor, Transition,
+    TrustsDbPath, VariantChoice,
 };
 
 /// Cases of a plain `cargo test` run; `PROPTEST_CASES` overrides it.
@@ -116,4 +123,58 @@ fn the_property_catches_a_listing_cursor_that_loses_ties() {
         "failed for another reason than a lost thread: {reason}"
     );
     assert_short_and_reference_passes(initial, transitions);
+}
+
+/// Runs a scenario file against `variant` (run directories under `work`).
+fn run_file(path: &Path, variant: Variant, work: &Path) -> ScenarioOutcome {
+    let sc = Scenario::load(path).unwrap_or_else(|e| panic!("{e}"));
+    let opts = RunOptions {
+        seed: 11,
+        variant,
+        worker_binary: Some(PathBuf::from(env!("CARGO_BIN_EXE_statedb-harness"))),
+        work_dir: Some(work.to_path_buf()),
+        ..RunOptions::default()
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(run_scenario(Arc::new(ReferenceLayer), &sc, path, &opts))
+}
+
+/// Cases of `recorded_sequences_pass_against_the_reference`; `RECORDED_CASES` overrides it.
+const RECORDED_CASES: u32 = 8;
+
+/// Recording is faithful where it claims to be: random sequences, recorded, are valid
+/// scenarios the reference passes (every declared fault fires, and every expectation the
+/// recording derives — found files, DB hits after repairs, complete listings, timed-out or
+/// successful startups — is one the reference meets).
+#[test]
+fn recorded_sequences_pass_against_the_reference() {
+    let cases = std::env::var("RECORDED_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(RECORDED_CASES);
+    let config = Config {
+        cases,
+        failure_persistence: None,
+        rng_seed: RngSeed::Fixed(4_711),
+        ..Config::default()
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut runner = TestRunner::new(config);
+    let strategy = ModelMachine::sequential_strategy(1..25);
+    let outcome = runner.run(&strategy, |(initial, transitions, _)| {
+        let recording = recording_of(&transitions, &initial, "recorded sequence");
+        let path = recording.write(dir.path()).expect("write the scenario");
+        let out = run_file(&path, Variant::Reference, &dir.path().join("runs"));
+        let text = std::fs::read_to_string(&path).expect("read back");
+        std::fs::remove_file(&path).expect("remove the scenario");
+        proptest::prop_assert_eq!(out.status, Status::Pass, "{:?}\n{}", out.failures, text);
+        Ok(())
+    });
+    if let Err(e) = outcome {
+        panic!("{e}\n{runner}");
+    }
 }
