@@ -21,30 +21,30 @@ use crate::timing::{humantime_serde_compat as hs, Timings};
 #[serde(deny_unknown_fields)]
 pub struct Scenario {
     pub name: String,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub description: String,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tags: Vec<String>,
     /// Why this scenario's event log may differ between two runs with one seed (it is then
     /// exempt from `--check-determinism`).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timing_dependent: Option<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_default")]
     pub timing: TimingSpec,
     #[serde(default)]
     pub home: HomeSpec,
-    #[serde(default, rename = "fault")]
+    #[serde(default, rename = "fault", skip_serializing_if = "Vec::is_empty")]
     pub faults: Vec<FaultDecl>,
-    #[serde(default, rename = "worker")]
+    #[serde(default, rename = "worker", skip_serializing_if = "Vec::is_empty")]
     pub workers: Vec<WorkerSpec>,
-    #[serde(default, rename = "step")]
+    #[serde(default, rename = "step", skip_serializing_if = "Vec::is_empty")]
     pub steps: Vec<Step>,
-    #[serde(default, rename = "check")]
+    #[serde(default, rename = "check", skip_serializing_if = "Vec::is_empty")]
     pub checks: Vec<CheckSpec>,
 }
 
 /// `[timing]`: the state layer's timings for every worker, plus the slack timing bounds allow.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TimingSpec {
     #[serde(with = "hs", default = "d_lease")]
@@ -55,7 +55,7 @@ pub struct TimingSpec {
     pub wait_timeout: Duration,
     #[serde(with = "hs", default = "d_busy")]
     pub busy_timeout: Duration,
-    #[serde(with = "hs::option", default)]
+    #[serde(with = "hs::option", default, skip_serializing_if = "Option::is_none")]
     pub heartbeat: Option<Duration>,
     #[serde(default = "d_batch")]
     pub batch_size: usize,
@@ -133,15 +133,15 @@ pub struct HomeSpec {
     /// Archived threads, aliased `a0`, `a1`, ...
     #[serde(default)]
     pub archived: usize,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_default")]
     pub db: DbSetup,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_default")]
     pub journal_mode: JournalMode,
     /// Put the DB in its own directory instead of the codex home.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_default")]
     pub separate_sqlite_home: bool,
     /// Extra files (odd names, notes, gitignores) relative to the codex home.
-    #[serde(default, rename = "file")]
+    #[serde(default, rename = "file", skip_serializing_if = "Vec::is_empty")]
     pub files: Vec<ExtraFile>,
 }
 
@@ -174,10 +174,10 @@ pub struct ExtraFile {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct FaultDecl {
     /// Name used by `inject` steps (default `<kind>` or `<kind>#<n>`).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
     /// `setup` (after the DB is prepared, before the first step) or `step`.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_default")]
     pub at: FaultTime,
     #[serde(flatten)]
     pub fault: Fault,
@@ -242,30 +242,30 @@ pub enum HandleMode {
 #[serde(deny_unknown_fields)]
 pub struct WorkerSpec {
     pub name: String,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_default")]
     pub kind: WorkerKind,
     pub role: Role,
     /// Failpoints of this worker, `NAME[@N]=ACTION`.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub failpoints: Vec<String>,
     /// This worker's clock runs ahead by this much (negative: behind), e.g. "2s", "-1s".
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub clock_skew: Option<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_default")]
     pub handle: HandleMode,
     /// Threads a lookup worker looks up (aliases).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub threads: Vec<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_default")]
     pub scope: Scope,
     /// Lookups per thread.
-    #[serde(default = "one")]
+    #[serde(default = "one", skip_serializing_if = "is_one")]
     pub repeat: u32,
     /// lock_holder: how long to hold the write lock.
     #[serde(with = "hs::option", default)]
     pub hold: Option<Duration>,
     /// writer: rollouts to write.
-    #[serde(default = "one")]
+    #[serde(default = "one", skip_serializing_if = "is_one")]
     pub count: u32,
     /// list: page size.
     #[serde(default)]
@@ -280,6 +280,16 @@ pub struct WorkerSpec {
 
 fn one() -> u32 {
     1
+}
+
+fn is_one(n: &u32) -> bool {
+    *n == 1
+}
+
+/// Serialisation leaves out values equal to their default, so a written scenario shows
+/// only what it sets.
+fn is_default<T: Default + PartialEq>(value: &T) -> bool {
+    *value == T::default()
 }
 
 impl WorkerSpec {
@@ -325,7 +335,7 @@ pub enum Step {
         worker: String,
         #[serde(with = "hs::option", default)]
         timeout: Option<Duration>,
-        #[serde(default)]
+        #[serde(default, skip_serializing_if = "is_default")]
         expect: Expect,
     },
     /// Apply a `[[fault]]` declared with `at = "step"`.
@@ -337,17 +347,17 @@ pub enum Step {
     },
     /// Process startup in a fresh one-shot process context.
     Init {
-        #[serde(default)]
+        #[serde(default, skip_serializing_if = "is_default")]
         expect: Expect,
     },
     /// A lookup in a fresh one-shot process context.
     Lookup {
         thread: String,
-        #[serde(default)]
+        #[serde(default, skip_serializing_if = "is_default")]
         scope: Scope,
-        #[serde(default)]
+        #[serde(default, skip_serializing_if = "is_default")]
         handle: HandleMode,
-        #[serde(default)]
+        #[serde(default, skip_serializing_if = "is_default")]
         expect: Expect,
     },
     /// Page through a listing in a fresh one-shot process context.
@@ -356,17 +366,17 @@ pub enum Step {
         archived: bool,
         #[serde(default)]
         page_size: Option<usize>,
-        #[serde(default)]
+        #[serde(default, skip_serializing_if = "is_default")]
         prune: bool,
-        #[serde(default)]
+        #[serde(default, skip_serializing_if = "is_default")]
         handle: HandleMode,
-        #[serde(default)]
+        #[serde(default, skip_serializing_if = "is_default")]
         expect: Expect,
     },
     /// Run an entrypoint's wiring in a fresh one-shot process context.
     Entrypoint {
         entrypoint: String,
-        #[serde(default)]
+        #[serde(default, skip_serializing_if = "is_default")]
         expect: Expect,
     },
     /// Check the DB row of a thread directly.
@@ -386,7 +396,7 @@ pub enum Step {
 pub const PATH_OF_ROW: &str = "row";
 
 /// Expectations of a step or join. Every field is optional; each given one is checked.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Expect {
     /// The operation succeeded (init ready / lookup found / role finished without error).
@@ -788,6 +798,35 @@ mod tests {
             Duration::from_millis(200)
         );
         assert!(parse_bound("soon", &t).is_err());
+    }
+
+    /// Serialising a scenario gives TOML that parses back to the same scenario, leaving
+    /// out what is default: checked on every file of the catalog.
+    #[test]
+    fn catalog_scenarios_serialise_and_parse_back() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
+        let mut seen = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_none_or(|e| e != "toml") {
+                continue;
+            }
+            let sc = Scenario::load(&path).unwrap();
+            let text = toml::to_string_pretty(&sc).unwrap();
+            let again = Scenario::parse(&path, &text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+            assert_eq!(
+                toml::to_string_pretty(&again).unwrap(),
+                text,
+                "{}",
+                path.display()
+            );
+            assert!(
+                !text.contains("prune = false"),
+                "defaults are left out:\n{text}"
+            );
+            seen += 1;
+        }
+        assert!(seen > 10, "only {seen} scenarios under {}", dir.display());
     }
 
     #[test]
