@@ -17,7 +17,8 @@ use super::checks::{
     rollouts_unchanged, run_oracle,
 };
 use super::model::{
-    DbSetup, Expect, FaultTime, HandleMode, Role, Scenario, Step, WorkerKind, WorkerSpec,
+    parse_bound, DbSetup, Expect, FaultTime, HandleMode, Role, Scenario, Step, WorkerKind,
+    WorkerSpec,
 };
 use super::roles::{WorkerOutcome, WorkerPlan};
 use super::workers::{worker_files, EventLog, WorkerHandle};
@@ -513,9 +514,19 @@ impl<'a, L: StateLayer> Run<'a, L> {
     }
 
     fn expect(&mut self, e: &Expect, out: &WorkerOutcome) -> Vec<String> {
-        if e.timed_out == Some(true) {
-            self.declared_wait += self.sc.timing.wait_timeout;
-        }
+        // Deliberate waiting: an expected timeout, or a lower time bound the scenario sets
+        // (e.g. waiting out a dead owner's lease).
+        let timeout = if e.timed_out == Some(true) {
+            self.sc.timing.wait_timeout
+        } else {
+            Duration::ZERO
+        };
+        let floor = e
+            .elapsed_min
+            .as_deref()
+            .and_then(|b| parse_bound(b, &self.sc.timing).ok())
+            .unwrap_or(Duration::ZERO);
+        self.declared_wait += timeout.max(floor);
         let rows = (e.path.as_deref() == Some(super::model::PATH_OF_ROW)).then(|| self.read_rows());
         check_expect(e, out, &self.home, &self.sc.timing, rows.as_ref())
     }
