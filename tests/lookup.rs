@@ -326,3 +326,33 @@ fn a_row_with_the_wrong_archived_flag_is_repaired_to_follow_the_file() {
     assert!(r.repaired);
     assert!(!h.get_thread(t.id).unwrap().unwrap().is_archived());
 }
+
+#[test]
+fn a_verified_file_under_the_other_root_does_not_answer_for_the_rows_scope() {
+    let (home, threads, h) = indexed(1, 0);
+    let t = &threads[0];
+    // Archived on disk, and the row's path follows, but its flag still says active.
+    let archived = home
+        .path()
+        .join("archived_sessions")
+        .join(t.path.file_name().unwrap());
+    std::fs::create_dir_all(archived.parent().unwrap()).unwrap();
+    std::fs::rename(&t.path, &archived).unwrap();
+    set_path(&h, t.id, &archived);
+    let r = find_thread_path(Some(&h), home.path(), &t.id.to_string(), Scope::Active);
+    assert_eq!(
+        r.path, None,
+        "an active lookup must not answer with an archived file"
+    );
+    assert_eq!(r.fallback_reason, Some(FallbackReason::StalePath));
+    let r = find_thread_path(Some(&h), home.path(), &t.id.to_string(), Scope::Archived);
+    assert_eq!(r.path.as_deref(), Some(archived.as_path()));
+    assert_eq!(r.fallback_reason, Some(FallbackReason::MissingRow));
+    assert!(
+        r.repaired,
+        "the flag follows the root the file was found in"
+    );
+    assert!(h.get_thread(t.id).unwrap().unwrap().is_archived());
+    let r = find_thread_path(Some(&h), home.path(), &t.id.to_string(), Scope::Archived);
+    assert_eq!(r.source, Some(LookupSource::Db));
+}

@@ -11,7 +11,7 @@ use super::repair::{read_repair, RepairOutcome};
 use crate::events::kinds;
 use crate::process::ProcessContext;
 use crate::rollout::head::read_session_meta_head;
-use crate::rollout::layout::Root;
+use crate::rollout::layout::{root_of, Root};
 use crate::rollout::search::{find_rollout_by_id, find_rollout_by_id_fuzzy_for_mutant};
 use crate::state::StateDbHandle;
 use crate::thread::{Scope, ThreadMetadata};
@@ -245,7 +245,27 @@ fn ask_db(ctx: &Arc<ProcessContext>, rt: &StateDbHandle, uuid: Uuid, scope: Scop
         return DbAnswer::Verified(db_path);
     }
     match read_session_meta_head(&db_path) {
-        Ok(head) if head.thread_id() == Some(uuid) => DbAnswer::Verified(db_path),
+        Ok(head) if head.thread_id() == Some(uuid) => {
+            // The right file, but under the other root (moved without the DB being told):
+            // it does not answer for this scope.
+            let root = root_of(rt.codex_home(), &db_path);
+            match (scope.archived_filter(), root) {
+                (Some(want_archived), Some(root)) if root.is_archived() != want_archived => {
+                    tracing::warn!(
+                        "state db returned rollout path for thread {uuid} outside the {} root: {}",
+                        if want_archived { "archived" } else { "active" },
+                        db_path.display()
+                    );
+                    discrepancy(ctx, "out_of_scope_db_path", uuid);
+                    DbAnswer::Fallback {
+                        reason: FallbackReason::StalePath,
+                        unverified: None,
+                        row,
+                    }
+                }
+                _ => DbAnswer::Verified(db_path),
+            }
+        }
         Ok(head) => {
             tracing::error!(
                 "state db returned rollout path for thread {uuid} but file belongs to thread {}: {}",
