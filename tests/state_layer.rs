@@ -25,23 +25,38 @@ fn try_init_waits_for_concurrent_startup_backfill() {
         StateRuntime::open(&owner_ctx, c.runtime.clone(), OpenMode::CreateAndMigrate).unwrap();
     let who = LeaseClaimant::fresh();
     assert!(owner.try_claim_backfill(&who, 60_000).unwrap());
-    let finisher = {
-        let owner = owner.clone();
-        let token = who.owner_id.clone();
-        std::thread::spawn(move || {
-            std::thread::sleep(Duration::from_millis(25));
-            owner
-                .fenced(FencedWrite::Complete, &token, None, 60_000)
-                .unwrap();
-        })
-    };
-    let waiter = cfg_with(home.path(), |t| {
+    let waiter_cfg = cfg_with(home.path(), |t| {
         t.lease = Duration::from_secs(60);
         t.wait_timeout = Duration::from_secs(2);
     });
+    let (sink, events) = statedb_harness::events::EventSink::memory();
+    let waiter_ctx = ProcessContext::builder()
+        .name("waiter")
+        .events(sink)
+        .build();
     let started = Instant::now();
-    let report = try_init(&ctx("waiter"), &waiter).expect("waiter must see the owner's completion");
-    finisher.join().unwrap();
+    let waiter = std::thread::spawn(move || try_init(&waiter_ctx, &waiter_cfg));
+    // Complete only once the waiter has seen `running` and started to wait.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !events
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|e| e.kind == "gate_waiting")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the waiter never started waiting"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    owner
+        .fenced(FencedWrite::Complete, &who.owner_id, None, 60_000)
+        .unwrap();
+    let report = waiter
+        .join()
+        .unwrap()
+        .expect("waiter must see the owner's completion");
     assert_eq!(report.status, BackfillStatus::Complete);
     assert!(
         !report.backfill.ran,
