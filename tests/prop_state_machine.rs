@@ -14,13 +14,11 @@ mod common;
 mod prop_support;
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use proptest::test_runner::{Config, FileFailurePersistence, RngSeed, TestError, TestRunner};
 use proptest_state_machine::{ReferenceStateMachine, StateMachineTest};
-use statedb_harness::layer::ReferenceLayer;
 use statedb_harness::scenario::model::Scenario;
-use statedb_harness::scenario::runner::{run_scenario, RunOptions, ScenarioOutcome, Status};
+use statedb_harness::scenario::runner::{RunOptions, ScenarioOutcome, Status};
 use statedb_harness::variant::Variant;
 
 use prop_support::{
@@ -157,18 +155,11 @@ fn assert_short_and_reference_passes(initial: Model, transitions: Vec<Transition
 fn run_file(path: &Path, variant: Variant, work: &Path) -> ScenarioOutcome {
     let sc = Scenario::load(path).unwrap_or_else(|e| panic!("{e}"));
     let opts = RunOptions {
-        seed: 11,
         variant,
-        worker_binary: Some(PathBuf::from(env!("CARGO_BIN_EXE_statedb-harness"))),
         work_dir: Some(work.to_path_buf()),
-        ..RunOptions::default()
+        ..common::scenario_options(11)
     };
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
-    rt.block_on(run_scenario(Arc::new(ReferenceLayer), &sc, path, &opts))
+    common::run_scenario_blocking(&sc, path, &opts)
 }
 
 /// The scenario file written for a variant's shrunk counterexample is one that the variant

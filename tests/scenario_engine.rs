@@ -1,27 +1,17 @@
 //! The scenario engine itself, on small inline scenarios run against the reference with
 //! real process workers (this crate's binary).
 
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+mod common;
 
-use statedb_harness::layer::ReferenceLayer;
+use std::path::Path;
+
 use statedb_harness::scenario::model::Scenario;
-use statedb_harness::scenario::runner::{run_scenario, RunOptions, ScenarioOutcome};
+use statedb_harness::scenario::runner::ScenarioOutcome;
 
 fn run(text: &str) -> ScenarioOutcome {
     let file = Path::new("inline.toml");
     let sc = Scenario::parse(file, text).unwrap_or_else(|e| panic!("{e}"));
-    let opts = RunOptions {
-        seed: 7,
-        worker_binary: Some(PathBuf::from(env!("CARGO_BIN_EXE_statedb-harness"))),
-        ..RunOptions::default()
-    };
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
-    rt.block_on(run_scenario(Arc::new(ReferenceLayer), &sc, file, &opts))
+    common::run_scenario_blocking(&sc, file, &common::scenario_options(7))
 }
 
 const EXIT_AFTER_OPEN: &str = r#"
@@ -248,17 +238,7 @@ fn a_recorded_scenario_runs_end_to_end_against_the_reference() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = rec.write(dir.path()).expect("write the scenario");
     let sc = Scenario::load(&path).unwrap_or_else(|e| panic!("{e}"));
-    let opts = RunOptions {
-        seed: 7,
-        worker_binary: Some(PathBuf::from(env!("CARGO_BIN_EXE_statedb-harness"))),
-        ..RunOptions::default()
-    };
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let out = rt.block_on(run_scenario(Arc::new(ReferenceLayer), &sc, &path, &opts));
+    let out = common::run_scenario_blocking(&sc, &path, &common::scenario_options(7));
     let text = std::fs::read_to_string(&path).expect("read back");
     assert_eq!(
         out.status,

@@ -183,3 +183,34 @@ pub fn delete_row(conn: &Connection, id: Uuid) -> usize {
     conn.execute("DELETE FROM threads WHERE id = ?1", [id.to_string()])
         .expect("delete row")
 }
+
+/// Scenario run options with this crate's binary as the process-worker binary.
+pub fn scenario_options(seed: u64) -> statedb_harness::scenario::runner::RunOptions {
+    statedb_harness::scenario::runner::RunOptions {
+        seed,
+        worker_binary: Some(PathBuf::from(env!("CARGO_BIN_EXE_statedb-harness"))),
+        ..Default::default()
+    }
+}
+
+/// Runs one scenario against the reference layer on a fresh two-thread runtime.
+pub fn run_scenario_blocking(
+    sc: &statedb_harness::scenario::model::Scenario,
+    file: &Path,
+    opts: &statedb_harness::scenario::runner::RunOptions,
+) -> statedb_harness::scenario::runner::ScenarioOutcome {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .max_blocking_threads(32)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let out = rt.block_on(statedb_harness::scenario::runner::run_scenario(
+        Arc::new(statedb_harness::layer::ReferenceLayer),
+        sc,
+        file,
+        opts,
+    ));
+    rt.shutdown_timeout(Duration::from_secs(2));
+    out
+}
