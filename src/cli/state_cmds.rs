@@ -411,10 +411,15 @@ pub fn status(args: StatusArgs) -> ExitCode {
                     state.status, state.last_watermark
                 );
                 if let Some(o) = &state.owner {
-                    println!(
-                        "lease owner: {} pid {:?} host {:?}, expires at {:?} ms",
-                        o.owner_id, o.pid, o.host, o.lease_expires_at_ms
-                    );
+                    let pid = o.pid.map(|p| p.to_string()).unwrap_or_else(|| "?".into());
+                    let host = o.host.as_deref().unwrap_or("?");
+                    match o.lease_expires_at_ms {
+                        Some(ms) => println!(
+                            "lease owner: {} (pid {pid}, host {host}), lease expires at {ms} ms since the epoch",
+                            o.owner_id
+                        ),
+                        None => println!("last lease owner: {} (pid {pid}, host {host})", o.owner_id),
+                    }
                 }
                 println!("threads: {rows}");
                 for (path, error) in failures {
