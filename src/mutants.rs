@@ -96,8 +96,8 @@ pub fn render(m: &KillMatrix) -> String {
     let mut s = String::new();
     let width = m.variants.iter().map(|v| v.name.len()).max().unwrap_or(10);
     s.push_str(&format!(
-        "{:<width$}  {:>6}  killed by\n",
-        "variant", "kills"
+        "{:<width$}  {:>6}  {:>8}  killed by\n",
+        "variant", "kills", "time"
     ));
     for v in &m.variants {
         let by = if v.killed_by.is_empty() {
@@ -106,9 +106,10 @@ pub fn render(m: &KillMatrix) -> String {
             v.killed_by.join("; ")
         };
         s.push_str(&format!(
-            "{:<width$}  {:>6}  {by}\n",
+            "{:<width$}  {:>6}  {:>6.1} s  {by}\n",
             v.name,
-            v.killed_by.len()
+            v.killed_by.len(),
+            v.wall_ms as f64 / 1000.0
         ));
     }
     s.push('\n');

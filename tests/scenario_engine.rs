@@ -6,7 +6,7 @@ mod common;
 use std::path::Path;
 
 use statedb_harness::scenario::model::Scenario;
-use statedb_harness::scenario::runner::ScenarioOutcome;
+use statedb_harness::scenario::runner::{ScenarioOutcome, Status};
 
 fn run(text: &str) -> ScenarioOutcome {
     let file = Path::new("inline.toml");
@@ -257,5 +257,33 @@ fn a_recorded_scenario_runs_end_to_end_against_the_reference() {
     assert!(
         repairs.starts_with(&[(false, true), (true, false)]),
         "{repairs:?}"
+    );
+}
+
+#[test]
+fn waiting_for_an_event_from_a_worker_that_ended_fails_at_once() {
+    let out = run(r#"
+name = "wait for an event that never comes"
+[home]
+threads = 1
+[[worker]]
+name = "quick"
+role = "init"
+[[step]]
+do = "start"
+worker = "quick"
+[[step]]
+do = "wait_for"
+worker = "quick"
+event = "lease_claimed"
+timeout = "10m"
+"#);
+    assert_eq!(out.status, Status::Fail);
+    assert!(
+        out.failures
+            .iter()
+            .any(|f| f.contains("worker quick ended without emitting 'lease_claimed'")),
+        "{:?}",
+        out.failures
     );
 }

@@ -81,7 +81,7 @@ pub fn mutants(args: MutantsArgs) -> ExitCode {
         println!(
             "{}",
             serde_json::to_string_pretty(&serde_json::json!({
-                "variants": matrix.variants.iter().map(|v| serde_json::json!({"name": v.name, "killed_by": v.killed_by})).collect::<Vec<_>>(),
+                "variants": matrix.variants.iter().map(|v| serde_json::json!({"name": v.name, "killed_by": v.killed_by, "wall_ms": v.wall_ms})).collect::<Vec<_>>(),
                 "survivors": matrix.survivors,
                 "reference_failures": matrix.reference_failures,
                 "wall_ms": matrix.wall_ms,

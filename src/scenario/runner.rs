@@ -498,6 +498,13 @@ impl<'a, L: StateLayer> Run<'a, L> {
         }
     }
 
+    /// How long a one-shot step may take before it counts as hung: everything it may
+    /// legitimately wait for (the gate, two busy timeouts, a lease) plus a generous margin.
+    fn one_shot_timeout(&self) -> Duration {
+        let t = &self.sc.timing;
+        Duration::from_secs(10) + t.wait_timeout * 2 + t.busy_timeout * 2 + t.lease
+    }
+
     async fn one_shot(
         &mut self,
         role: Role,
@@ -508,7 +515,7 @@ impl<'a, L: StateLayer> Run<'a, L> {
         let mut plan = self.plan(&name, role, None)?;
         plan_edit(&mut plan);
         let mut handle = WorkerHandle::spawn_task(self.layer.clone(), plan, self.log.clone())?;
-        let out = handle.join(Duration::from_secs(60)).await?;
+        let out = handle.join(self.one_shot_timeout()).await?;
         self.lookup_invariants(&out);
         Ok(out)
     }
@@ -568,16 +575,34 @@ impl<'a, L: StateLayer> Run<'a, L> {
                     None => (event.clone(), None),
                 };
                 let w = worker.clone();
-                let seen = self
-                    .log
-                    .wait_for(timeout, |e| {
-                        e.worker == w
-                            && e.kind == kind
-                            && fp.as_deref().is_none_or(|name| {
-                                e.data.get("name").and_then(|v| v.as_str()) == Some(name)
-                            })
-                    })
-                    .await;
+                let matches = |e: &Event| {
+                    e.worker == w
+                        && e.kind == kind
+                        && fp.as_deref().is_none_or(|name| {
+                            e.data.get("name").and_then(|v| v.as_str()) == Some(name)
+                        })
+                };
+                // Wait in short slices so a worker that ended without the event fails the
+                // step at once instead of after the whole timeout.
+                let deadline = Instant::now() + timeout;
+                let mut seen = false;
+                let mut ended = false;
+                while !seen && !ended && Instant::now() < deadline {
+                    let slice = deadline
+                        .saturating_duration_since(Instant::now())
+                        .min(Duration::from_millis(50));
+                    seen = self.log.wait_for(slice, matches).await;
+                    ended = self.workers.get_mut(worker).is_some_and(|h| h.has_ended());
+                }
+                if !seen && ended {
+                    // Its last events may still be on their way into the log.
+                    seen = self.log.wait_for(Duration::from_millis(200), matches).await;
+                    if !seen {
+                        return Ok(vec![format!(
+                            "worker {worker} ended without emitting '{event}'"
+                        )]);
+                    }
+                }
                 Ok(if seen {
                     vec![]
                 } else {

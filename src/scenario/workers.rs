@@ -168,6 +168,15 @@ impl WorkerHandle {
         self.running.is_some()
     }
 
+    /// Whether the worker has ended (it may not have been joined yet).
+    pub fn has_ended(&mut self) -> bool {
+        match &mut self.running {
+            None => true,
+            Some(Running::Task { handle, .. }) => handle.is_finished(),
+            Some(Running::Process { child, .. }) => !matches!(child.try_wait(), Ok(None)),
+        }
+    }
+
     /// SIGKILLs a process worker.
     pub async fn kill(&mut self) -> Result<(), String> {
         match &mut self.running {
