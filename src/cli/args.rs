@@ -22,9 +22,14 @@ pub struct HomeArgs {
     pub sqlite_home: Option<PathBuf>,
 }
 
+/// Absolute paths, so rows and outputs name files unambiguously.
+fn absolute(p: &Path) -> PathBuf {
+    std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
+}
+
 impl HomeArgs {
-    /// Checks that the codex home exists and is a directory.
-    pub fn checked_codex_home(&self) -> Result<&Path, String> {
+    /// The codex home as an absolute path, checked to exist and be a directory.
+    pub fn checked_codex_home(&self) -> Result<PathBuf, String> {
         let home = self.codex_home.as_path();
         if !home.exists() {
             return Err(format!(
@@ -35,7 +40,16 @@ impl HomeArgs {
         if !home.is_dir() {
             return Err(format!("codex home {} is not a directory", home.display()));
         }
-        Ok(home)
+        Ok(absolute(home))
+    }
+
+    /// Where the DB lives (absolute), with default connection settings.
+    pub fn runtime_options(&self) -> RuntimeOptions {
+        let mut runtime = RuntimeOptions::new(absolute(&self.codex_home));
+        if let Some(sqlite_home) = &self.sqlite_home {
+            runtime.sqlite_home = absolute(sqlite_home);
+        }
+        runtime
     }
 }
 
@@ -74,12 +88,7 @@ impl TimingArgs {
     }
 
     pub fn config(&self, homes: &HomeArgs) -> StateDbConfig {
-        // Absolute paths, so rows and outputs name files unambiguously.
-        let absolute = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
-        let mut runtime = RuntimeOptions::new(absolute(&homes.codex_home));
-        if let Some(sqlite_home) = &homes.sqlite_home {
-            runtime.sqlite_home = absolute(sqlite_home);
-        }
+        let mut runtime = homes.runtime_options();
         runtime.journal_mode = self.journal_mode;
         runtime.busy_timeout = self.busy_timeout;
         StateDbConfig {

@@ -199,7 +199,7 @@ pub struct LookupArgs {
 
 pub fn lookup(args: LookupArgs) -> ExitCode {
     let home = match args.homes.checked_codex_home() {
-        Ok(h) => std::path::absolute(h).unwrap_or_else(|_| h.to_path_buf()),
+        Ok(h) => h,
         Err(e) => return usage_error(e),
     };
     if uuid::Uuid::parse_str(args.thread_id.trim()).is_err() {
@@ -298,7 +298,7 @@ pub struct ListArgs {
 
 pub fn list(args: ListArgs) -> ExitCode {
     let home = match args.homes.checked_codex_home() {
-        Ok(h) => std::path::absolute(h).unwrap_or_else(|_| h.to_path_buf()),
+        Ok(h) => h,
         Err(e) => return usage_error(e),
     };
     let ctx = ProcessContext::builder()
@@ -361,30 +361,20 @@ pub fn status(args: StatusArgs) -> ExitCode {
         return usage_error(e);
     }
     let ctx = ProcessContext::plain("status");
-    let timing = TimingArgs {
-        lease: crate::timing::DEFAULT_LEASE,
-        poll_interval: crate::timing::DEFAULT_POLL_INTERVAL,
-        wait_timeout: crate::timing::DEFAULT_WAIT_TIMEOUT,
-        busy_timeout: crate::timing::DEFAULT_BUSY_TIMEOUT,
-        journal_mode: Default::default(),
-        variant: Default::default(),
-    };
-    let cfg = timing.config(&args.homes);
-    let db_path = cfg.runtime.db_path();
+    let runtime = args.homes.runtime_options();
+    let db_path = runtime.db_path();
     if !db_path.is_file() {
         return usage_error(format!("no state db at {}", db_path.display()));
     }
-    let rt = match crate::state::StateRuntime::open(
-        &ctx,
-        cfg.runtime.clone(),
-        crate::state::OpenMode::ExistingOnly,
-    ) {
-        Ok(rt) => rt,
-        Err(err) => {
-            eprintln!("error: {err}");
-            return ExitCode::FAILURE;
-        }
-    };
+    let rt =
+        match crate::state::StateRuntime::open(&ctx, runtime, crate::state::OpenMode::ExistingOnly)
+        {
+            Ok(rt) => rt,
+            Err(err) => {
+                eprintln!("error: {err}");
+                return ExitCode::FAILURE;
+            }
+        };
     let gather = || -> Result<_, StateError> {
         let state = rt.backfill_state()?;
         let rows = rt.thread_count()?;

@@ -133,7 +133,7 @@ pub fn run_role<L: StateLayer>(
     let started = Instant::now();
     let mut out = WorkerOutcome::default();
     let result = match plan.role {
-        Role::Init => role_init(layer, ctx, plan, &mut out),
+        Role::Init => init_handle(layer, ctx, plan, &mut out).map(drop),
         Role::Backfill => layer
             .backfill(ctx, &plan.config())
             .map(|summary| out.init = Some(summary))
@@ -171,16 +171,17 @@ pub fn run_role<L: StateLayer>(
     out
 }
 
-fn role_init<L: StateLayer>(
+/// Process startup; records the summary (or the timeout) in `out`.
+fn init_handle<L: StateLayer>(
     layer: &L,
     ctx: &Arc<ProcessContext>,
     plan: &WorkerPlan,
     out: &mut WorkerOutcome,
-) -> Result<(), String> {
+) -> Result<L::Handle, String> {
     match layer.init(ctx, &plan.config()) {
-        Ok((_handle, summary)) => {
+        Ok((handle, summary)) => {
             out.init = Some(summary);
-            Ok(())
+            Ok(handle)
         }
         Err(e) => {
             out.timed_out = e.timed_out;
@@ -204,15 +205,11 @@ fn obtain<L: StateLayer>(
                 None
             }
         },
-        HandleMode::Init => match layer.init(ctx, &plan.config()) {
-            Ok((h, summary)) => {
-                out.init = Some(summary);
-                Some(h)
-            }
-            Err(e) => {
+        HandleMode::Init => match init_handle(layer, ctx, plan, out) {
+            Ok(h) => Some(h),
+            Err(message) => {
                 // Like the CLI: go on without the DB, and say why.
-                ctx.emit("handle_unavailable", json!({"error": e.message}));
-                out.timed_out = e.timed_out;
+                ctx.emit("handle_unavailable", json!({"error": message}));
                 None
             }
         },
