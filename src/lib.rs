@@ -30,6 +30,7 @@ pub mod fixture;
 pub mod layer;
 pub mod lookup;
 pub mod mutants;
+pub mod observe;
 pub mod process;
 pub mod rollout;
 pub mod scenario;
