@@ -4,7 +4,7 @@
 //! its directory as a failure bundle (home, DB, worker plans and logs, event trace,
 //! scenario, seed) and names the replay command.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -12,10 +12,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use uuid::Uuid;
 
-use super::checks::{
-    check_expect, check_row, event_invariants, lookup_never_foreign, rollout_digests,
-    rollouts_unchanged, run_oracle,
-};
+use super::checks::{check_expect, check_row, event_invariants, run_oracle};
 use super::model::{
     parse_bound, DbSetup, Expect, FaultTime, HandleMode, Role, Scenario, Step, WorkerKind,
     WorkerSpec,
@@ -27,6 +24,7 @@ use crate::failpoints::{FailAction, FailpointSet};
 use crate::faults::{HomeModel, ThreadEntry};
 use crate::fixture::{generate_home, FixtureOptions};
 use crate::layer::{Capability, StateLayer};
+use crate::observe::{check_answer_path, Census, FilesLedger};
 use crate::process::ProcessContext;
 use crate::rollout::layout::Root;
 use crate::state::{threads, OpenMode, RuntimeOptions, StateRuntime};
@@ -246,7 +244,8 @@ struct Run<'a, L: StateLayer> {
     workers: HashMap<String, WorkerHandle>,
     failures: Vec<String>,
     coverage: Vec<FaultCoverage>,
-    baseline: BTreeMap<u64, usize>,
+    /// The rollout bytes expected at the end (setup, plus each fault's own changes).
+    ledger: FilesLedger,
     declared_wait: Duration,
     one_shots: u32,
 }
@@ -269,7 +268,7 @@ impl<'a, L: StateLayer> Run<'a, L> {
             workers: HashMap::new(),
             failures: Vec::new(),
             coverage: Vec::new(),
-            baseline: BTreeMap::new(),
+            ledger: FilesLedger::default(),
             declared_wait: Duration::ZERO,
             one_shots: 0,
         }
@@ -371,12 +370,12 @@ impl<'a, L: StateLayer> Run<'a, L> {
                     .map_err(|e| format!("cannot index the home: {e}"))?;
             }
         }
+        self.ledger = FilesLedger::new(&Census::take(&self.home.codex_home));
         for (i, decl) in self.sc.faults.iter().enumerate() {
             if decl.at == FaultTime::Setup {
                 self.inject(i);
             }
         }
-        self.baseline = rollout_digests(&self.home.codex_home);
         Ok(())
     }
 
@@ -398,7 +397,11 @@ impl<'a, L: StateLayer> Run<'a, L> {
     fn inject(&mut self, index: usize) -> Option<String> {
         let decl = &self.sc.faults[index];
         let id = self.sc.fault_id(index);
+        // The fault's own changes to the files, and only those, are expected to persist.
+        let before = Census::take(&self.home.codex_home);
         let result = decl.fault.apply(&mut self.home);
+        self.ledger
+            .account_fault(&before, &Census::take(&self.home.codex_home));
         let (fired, detail) = match result {
             Ok(d) => (true, d),
             Err(e) => (false, e),
@@ -409,9 +412,6 @@ impl<'a, L: StateLayer> Run<'a, L> {
             fired,
             detail: detail.clone(),
         });
-        if decl.fault.touches_rollouts() {
-            self.baseline = rollout_digests(&self.home.codex_home);
-        }
         (!fired).then(|| format!("fault '{id}' did not fire: {detail}"))
     }
 
@@ -489,11 +489,14 @@ impl<'a, L: StateLayer> Run<'a, L> {
         Ok(())
     }
 
-    /// Checks every lookup of an outcome against the "never another thread's file" invariant.
+    /// "Never another thread's file", judged by reading the head of every path a lookup
+    /// answered, whatever the answer's label.
     fn lookup_invariants(&mut self, out: &WorkerOutcome) {
         for r in &out.lookups {
-            if let Some(v) = lookup_never_foreign(r) {
-                self.failures.push(v);
+            if let Some(path) = &r.path {
+                if let Some(v) = check_answer_path(&r.thread_id, path, &self.home.codex_home) {
+                    self.failures.push(v);
+                }
             }
         }
     }
@@ -816,9 +819,15 @@ impl<'a, L: StateLayer> Run<'a, L> {
             ));
         }
         self.failures.extend(event_invariants(&events));
-        if let Some(v) = rollouts_unchanged(&self.baseline, &rollout_digests(&self.home.codex_home))
-        {
-            self.failures.push(v);
+        let losses = self
+            .ledger
+            .losses(&Census::take(&self.home.codex_home));
+        if !losses.is_empty() {
+            self.failures
+                .extend(FilesLedger::describe(&losses, &self.home.codex_home));
+            if let Err(e) = FilesLedger::keep_versions(&losses, &self.dir.join("lost-rollouts")) {
+                self.failures.push(format!("cannot keep the lost rollouts: {e}"));
+            }
         }
         // Fault coverage: every declared fault and every failpoint of a declared worker fired.
         for (i, decl) in self.sc.faults.iter().enumerate() {
