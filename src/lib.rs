@@ -36,6 +36,7 @@ pub mod rollout;
 pub mod scenario;
 pub mod state;
 pub mod state_db;
+pub mod target;
 pub mod thread;
 pub mod timing;
 pub mod variant;

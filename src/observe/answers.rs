@@ -44,7 +44,9 @@ pub fn check_listing(
     }
     for (id, n) in &counts {
         if *n > 1 {
-            f.push(format!("listed once: {id} appears {n} times in the {scope:?} listing"));
+            f.push(format!(
+                "listed once: {id} appears {n} times in the {scope:?} listing"
+            ));
         }
     }
     let root = home.join(scope.dir_name());
@@ -54,9 +56,18 @@ pub fn check_listing(
             continue;
         };
         if !p.is_file() {
-            f.push(format!("listed with its own path: {} is listed at {}, which does not exist", it.id, rel(p, home)));
+            f.push(format!(
+                "listed with its own path: {} is listed at {}, which does not exist",
+                it.id,
+                rel(p, home)
+            ));
         } else if !p.starts_with(&root) {
-            f.push(format!("listed with its own path: {} is listed at {}, outside {}/", it.id, rel(p, home), scope.dir_name()));
+            f.push(format!(
+                "listed with its own path: {} is listed at {}, outside {}/",
+                it.id,
+                rel(p, home),
+                scope.dir_name()
+            ));
         } else if let Some(v) = check_answer_path(&it.id, p, home) {
             f.push(v);
         }
@@ -88,7 +99,11 @@ mod tests {
     fn write(home: &Path, rel: &str, id: &str) -> PathBuf {
         let p = home.join(rel);
         std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(&p, format!("{{\"type\":\"session_meta\",\"payload\":{{\"id\":\"{id}\"}}}}\n")).unwrap();
+        std::fs::write(
+            &p,
+            format!("{{\"type\":\"session_meta\",\"payload\":{{\"id\":\"{id}\"}}}}\n"),
+        )
+        .unwrap();
         p
     }
 
@@ -100,7 +115,10 @@ mod tests {
         assert!(v.contains("claims b"), "{v}");
         assert!(check_answer_path("b", &b, dir.path()).is_none());
         std::fs::write(&b, "garbled").unwrap();
-        assert!(check_answer_path("a", &b, dir.path()).is_none(), "unverifiable is not foreign");
+        assert!(
+            check_answer_path("a", &b, dir.path()).is_none(),
+            "unverifiable is not foreign"
+        );
     }
 
     #[test]
@@ -110,15 +128,24 @@ mod tests {
         let b = write(dir.path(), "sessions/rollout-b.jsonl", "b");
         let arch = write(dir.path(), "archived_sessions/rollout-c.jsonl", "c");
         let census = Census::take(dir.path());
-        let l = |id: &str, p: &Path| Listed { id: id.into(), path: Some(p.to_path_buf()) };
+        let l = |id: &str, p: &Path| Listed {
+            id: id.into(),
+            path: Some(p.to_path_buf()),
+        };
         let good = [l("a", &a), l("b", &b)];
         assert!(check_listing(&good, &census, ObservedScope::Active, dir.path()).is_empty());
         let cases: [(Vec<Listed>, &str); 5] = [
             (vec![l("a", &a), l("a", &a), l("b", &b)], "appears 2 times"),
             (vec![l("a", &a)], "b (sessions/rollout-b.jsonl) is missing"),
             (vec![l("a", &b), l("b", &b)], "head claims b"),
-            (vec![l("a", &a), l("b", &dir.path().join("sessions/gone.jsonl"))], "does not exist"),
-            (vec![l("a", &a), l("b", &b), l("c", &arch)], "outside sessions/"),
+            (
+                vec![l("a", &a), l("b", &dir.path().join("sessions/gone.jsonl"))],
+                "does not exist",
+            ),
+            (
+                vec![l("a", &a), l("b", &b), l("c", &arch)],
+                "outside sessions/",
+            ),
         ];
         for (items, want) in cases {
             let f = check_listing(&items, &census, ObservedScope::Active, dir.path()).join("\n");

@@ -121,7 +121,11 @@ mod tests {
         let b = dir.path().join("archived_sessions/odd-name.txt");
         std::fs::create_dir_all(a.parent().unwrap()).unwrap();
         std::fs::create_dir_all(b.parent().unwrap()).unwrap();
-        std::fs::write(&a, "{\"type\":\"session_meta\",\"payload\":{\"id\":\"t\"}}\n").unwrap();
+        std::fs::write(
+            &a,
+            "{\"type\":\"session_meta\",\"payload\":{\"id\":\"t\"}}\n",
+        )
+        .unwrap();
         std::fs::write(&b, "junk").unwrap();
         std::fs::write(dir.path().join("outside.jsonl"), "x").unwrap();
         let c = Census::take(dir.path());

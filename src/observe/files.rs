@@ -28,7 +28,11 @@ impl FilesLedger {
     pub fn new(baseline: &Census) -> FilesLedger {
         let mut ledger = FilesLedger::default();
         for e in &baseline.entries {
-            ledger.expected.entry(e.digest.clone()).or_default().push(e.clone());
+            ledger
+                .expected
+                .entry(e.digest.clone())
+                .or_default()
+                .push(e.clone());
         }
         ledger
     }
@@ -67,7 +71,11 @@ impl FilesLedger {
             // The copies whose path no longer holds these bytes are the lost ones.
             let mut missing: Vec<&CensusEntry> = want
                 .iter()
-                .filter(|w| !now.entries.iter().any(|n| n.path == w.path && n.digest == w.digest))
+                .filter(|w| {
+                    !now.entries
+                        .iter()
+                        .any(|n| n.path == w.path && n.digest == w.digest)
+                })
                 .collect();
             missing.truncate(want.len() - got);
             for m in missing {
@@ -155,8 +163,16 @@ mod tests {
         let a = dir.path().join("sessions/2026/01/01/rollout-a.jsonl");
         let b = dir.path().join("sessions/2026/01/01/rollout-b.jsonl");
         std::fs::create_dir_all(a.parent().unwrap()).unwrap();
-        std::fs::write(&a, "{\"type\":\"session_meta\",\"payload\":{\"id\":\"a\"}}\n").unwrap();
-        std::fs::write(&b, "{\"type\":\"session_meta\",\"payload\":{\"id\":\"b\"}}\n").unwrap();
+        std::fs::write(
+            &a,
+            "{\"type\":\"session_meta\",\"payload\":{\"id\":\"a\"}}\n",
+        )
+        .unwrap();
+        std::fs::write(
+            &b,
+            "{\"type\":\"session_meta\",\"payload\":{\"id\":\"b\"}}\n",
+        )
+        .unwrap();
         (dir, a, b)
     }
 
@@ -178,7 +194,10 @@ mod tests {
         let losses = ledger.losses(&Census::take(dir.path()));
         assert_eq!(losses.len(), 1);
         let text = FilesLedger::describe(&losses, dir.path()).join("\n");
-        assert!(text.contains("rollout-a.jsonl") && text.contains("overwritten"), "{text}");
+        assert!(
+            text.contains("rollout-a.jsonl") && text.contains("overwritten"),
+            "{text}"
+        );
         let kept = FilesLedger::keep_versions(&losses, &dir.path().join("bundle")).unwrap();
         assert_eq!(kept.len(), 2);
         assert_eq!(std::fs::read(&kept[1]).unwrap(), b"rewritten");

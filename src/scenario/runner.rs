@@ -91,6 +91,9 @@ pub struct ScenarioOutcome {
     pub faults: Vec<FaultCoverage>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub skipped_reason: Option<String>,
+    /// Expectations the target cannot show, removed and named (never passed silently).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub not_observed: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub bundle: Option<PathBuf>,
     #[serde(skip)]
@@ -133,6 +136,27 @@ pub fn required_capabilities(sc: &Scenario) -> Vec<Capability> {
     caps
 }
 
+impl ScenarioOutcome {
+    /// A not-yet-run outcome of `sc` (status pass until something fails).
+    pub fn start(sc: &Scenario, file: &Path, opts: &RunOptions) -> ScenarioOutcome {
+        ScenarioOutcome {
+            name: sc.name.clone(),
+            file: file.to_path_buf(),
+            status: Status::Pass,
+            seed: opts.seed,
+            variant: opts.variant.to_string(),
+            duration_ms: 0,
+            declared_wait_ms: 0,
+            failures: Vec::new(),
+            faults: Vec::new(),
+            skipped_reason: None,
+            not_observed: Vec::new(),
+            bundle: None,
+            events: Vec::new(),
+        }
+    }
+}
+
 /// Runs one scenario against `layer`.
 pub async fn run_scenario<L: StateLayer>(
     layer: Arc<L>,
@@ -141,20 +165,7 @@ pub async fn run_scenario<L: StateLayer>(
     opts: &RunOptions,
 ) -> ScenarioOutcome {
     let started = Instant::now();
-    let mut outcome = ScenarioOutcome {
-        name: sc.name.clone(),
-        file: file.to_path_buf(),
-        status: Status::Pass,
-        seed: opts.seed,
-        variant: opts.variant.to_string(),
-        duration_ms: 0,
-        declared_wait_ms: 0,
-        failures: Vec::new(),
-        faults: Vec::new(),
-        skipped_reason: None,
-        bundle: None,
-        events: Vec::new(),
-    };
+    let mut outcome = ScenarioOutcome::start(sc, file, opts);
     let missing = layer.capabilities().missing(&required_capabilities(sc));
     if !missing.is_empty() {
         outcome.status = Status::Skip;
@@ -194,7 +205,59 @@ pub async fn run_scenario<L: StateLayer>(
     outcome
 }
 
-fn make_run_dir(opts: &RunOptions) -> Result<tempfile::TempDir, String> {
+/// Writes the scenario's home: the fixture threads (aliased `t0..`, `a0..`) and its extra
+/// files. Shared by every target.
+pub(crate) fn build_home(sc: &Scenario, seed: u64, home: &mut HomeModel) -> Result<(), String> {
+    let threads = generate_home(
+        &home.codex_home,
+        &FixtureOptions {
+            threads: sc.home.threads,
+            archived: sc.home.archived,
+            seed,
+            ..FixtureOptions::default()
+        },
+    )
+    .map_err(|e| format!("cannot generate the home: {e}"))?;
+    let (mut active, mut archived) = (0, 0);
+    for t in threads {
+        let alias = if t.root == Root::Archived {
+            archived += 1;
+            format!("a{}", archived - 1)
+        } else {
+            active += 1;
+            format!("t{}", active - 1)
+        };
+        home.threads.insert(
+            alias,
+            ThreadEntry {
+                id: t.id,
+                path: t.path,
+                root: t.root,
+            },
+        );
+    }
+    for extra in &sc.home.files {
+        if extra.path.is_absolute()
+            || extra
+                .path
+                .components()
+                .any(|c| c == std::path::Component::ParentDir)
+        {
+            return Err(format!(
+                "home file {} must be relative and inside the home",
+                extra.path.display()
+            ));
+        }
+        let path = home.codex_home.join(&extra.path);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
+        }
+        std::fs::write(&path, &extra.content).map_err(|e| format!("{}: {e}", path.display()))?;
+    }
+    Ok(())
+}
+
+pub(crate) fn make_run_dir(opts: &RunOptions) -> Result<tempfile::TempDir, String> {
     let mut b = tempfile::Builder::new();
     b.prefix("statedb-scenario-");
     match &opts.work_dir {
@@ -210,7 +273,7 @@ fn make_run_dir(opts: &RunOptions) -> Result<tempfile::TempDir, String> {
     }
 }
 
-fn write_bundle(dir: &Path, outcome: &ScenarioOutcome, file: &Path) {
+pub(crate) fn write_bundle(dir: &Path, outcome: &ScenarioOutcome, file: &Path) {
     let events: String = outcome
         .events
         .iter()
@@ -305,54 +368,7 @@ impl<'a, L: StateLayer> Run<'a, L> {
         ] {
             std::fs::create_dir_all(d).map_err(|e| format!("{}: {e}", d.display()))?;
         }
-        let threads = generate_home(
-            &self.home.codex_home,
-            &FixtureOptions {
-                threads: self.sc.home.threads,
-                archived: self.sc.home.archived,
-                seed: self.opts.seed,
-                ..FixtureOptions::default()
-            },
-        )
-        .map_err(|e| format!("cannot generate the home: {e}"))?;
-        let (mut active, mut archived) = (0, 0);
-        for t in threads {
-            let alias = if t.root == Root::Archived {
-                archived += 1;
-                format!("a{}", archived - 1)
-            } else {
-                active += 1;
-                format!("t{}", active - 1)
-            };
-            self.home.threads.insert(
-                alias,
-                ThreadEntry {
-                    id: t.id,
-                    path: t.path,
-                    root: t.root,
-                },
-            );
-        }
-        for extra in &self.sc.home.files {
-            if extra.path.is_absolute()
-                || extra
-                    .path
-                    .components()
-                    .any(|c| c == std::path::Component::ParentDir)
-            {
-                return Err(format!(
-                    "home file {} must be relative and inside the home",
-                    extra.path.display()
-                ));
-            }
-            let path = self.home.codex_home.join(&extra.path);
-            if let Some(parent) = path.parent() {
-                std::fs::create_dir_all(parent)
-                    .map_err(|e| format!("{}: {e}", parent.display()))?;
-            }
-            std::fs::write(&path, &extra.content)
-                .map_err(|e| format!("{}: {e}", path.display()))?;
-        }
+        build_home(self.sc, self.opts.seed, &mut self.home)?;
         let setup_ctx = ProcessContext::builder().name("setup").build();
         match self.sc.home.db {
             DbSetup::None => {}
@@ -819,14 +835,13 @@ impl<'a, L: StateLayer> Run<'a, L> {
             ));
         }
         self.failures.extend(event_invariants(&events));
-        let losses = self
-            .ledger
-            .losses(&Census::take(&self.home.codex_home));
+        let losses = self.ledger.losses(&Census::take(&self.home.codex_home));
         if !losses.is_empty() {
             self.failures
                 .extend(FilesLedger::describe(&losses, &self.home.codex_home));
             if let Err(e) = FilesLedger::keep_versions(&losses, &self.dir.join("lost-rollouts")) {
-                self.failures.push(format!("cannot keep the lost rollouts: {e}"));
+                self.failures
+                    .push(format!("cannot keep the lost rollouts: {e}"));
             }
         }
         // Fault coverage: every declared fault and every failpoint of a declared worker fired.
@@ -872,7 +887,7 @@ impl<'a, L: StateLayer> Run<'a, L> {
 }
 
 /// Folds identical failure lines into one with a count, keeping first-seen order.
-fn collapse_repeats(lines: Vec<String>) -> Vec<String> {
+pub(crate) fn collapse_repeats(lines: Vec<String>) -> Vec<String> {
     let mut counts: Vec<(String, usize)> = Vec::new();
     for line in lines {
         match counts.iter_mut().find(|(l, _)| *l == line) {
