@@ -10,12 +10,12 @@ use std::time::Instant;
 use clap::Args;
 
 use super::usage_error;
+use crate::codex::CodexBin;
 use crate::layer::ReferenceLayer;
 use crate::scenario::catalog::{self, Entry, Shard};
 use crate::scenario::report::{self, first_difference, normalized_events, Format};
 use crate::scenario::roles::worker_main;
 use crate::scenario::runner::{run_scenario, RunOptions, ScenarioOutcome, Status};
-use crate::codex::CodexBin;
 use crate::target::{CodexTarget, Target};
 use crate::variant::Variant;
 
@@ -133,7 +133,9 @@ pub fn run(args: RunArgs) -> ExitCode {
         Ok(t) => t,
         Err(e) => return usage_error(e),
     };
-    if matches!(target, Target::Codex(_)) && (args.variant != Variant::Reference || args.check_determinism) {
+    if matches!(target, Target::Codex(_))
+        && (args.variant != Variant::Reference || args.check_determinism)
+    {
         return usage_error("--variant and --check-determinism apply to the reference target only");
     }
     let seed: u64 = args

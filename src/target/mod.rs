@@ -10,11 +10,9 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::layer::ReferenceLayer;
-use crate::scenario::model::Scenario;
 use crate::scenario::catalog::Entry;
-use crate::scenario::runner::{
-    run_scenario as run_reference, RunOptions, ScenarioOutcome, Status,
-};
+use crate::scenario::model::Scenario;
+use crate::scenario::runner::{run_scenario as run_reference, RunOptions, ScenarioOutcome, Status};
 
 pub use codex::CodexTarget;
 

@@ -16,14 +16,22 @@ fn open(sqlite_dir: &Path, flags: OpenFlags) -> Result<Connection, String> {
     if !db.is_file() {
         return Err(format!("no state db at {}", db.display()));
     }
-    let c = Connection::open_with_flags(&db, flags).map_err(|e| format!("{}: {e}", db.display()))?;
-    c.busy_timeout(Duration::from_secs(5)).map_err(|e| e.to_string())?;
+    let c =
+        Connection::open_with_flags(&db, flags).map_err(|e| format!("{}: {e}", db.display()))?;
+    c.busy_timeout(Duration::from_secs(5))
+        .map_err(|e| e.to_string())?;
     Ok(c)
 }
 
+/// The backfill status; a missing singleton row reads as `pending` (nothing completed).
 pub fn read_status(sqlite_dir: &Path) -> Result<String, String> {
+    use rusqlite::OptionalExtension;
     open(sqlite_dir, OpenFlags::SQLITE_OPEN_READ_ONLY)?
-        .query_row("SELECT status FROM backfill_state WHERE id = 1", [], |r| r.get(0))
+        .query_row("SELECT status FROM backfill_state WHERE id = 1", [], |r| {
+            r.get(0)
+        })
+        .optional()
+        .map(|s| s.unwrap_or_else(|| "pending".to_string()))
         .map_err(|e| format!("cannot read backfill_state: {e}"))
 }
 
@@ -61,7 +69,10 @@ pub fn stuck_lease(sqlite_dir: &Path) -> Result<String, String> {
             [now_secs()],
         )
         .map_err(|e| e.to_string())?;
-    fired(n, "Codex lease live: status running, updated_at now (900 s lease)")
+    fired(
+        n,
+        "Codex lease live: status running, updated_at now (900 s lease)",
+    )
 }
 
 /// An expired lease: `running`, last refreshed longer ago than Codex's 900 s lease, with
@@ -76,7 +87,10 @@ pub fn expired_lease(sqlite_dir: &Path, watermark: Option<String>) -> Result<Str
             rusqlite::params![then, watermark],
         )
         .map_err(|e| e.to_string())?;
-    fired(n, "Codex lease expired: status running, updated_at 960 s ago")
+    fired(
+        n,
+        "Codex lease expired: status running, updated_at 960 s ago",
+    )
 }
 
 fn fired(n: usize, what: &str) -> Result<String, String> {

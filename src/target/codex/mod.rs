@@ -50,8 +50,9 @@ impl CodexTarget {
         }
         if support::is_slow(sc) && !self.slow {
             outcome.status = Status::Skip;
-            outcome.skipped_reason =
-                Some("slow on this target: waits out Codex's 30 s startup wait (run with --slow)".into());
+            outcome.skipped_reason = Some(
+                "slow on this target: waits out Codex's 30 s startup wait (run with --slow)".into(),
+            );
             return outcome;
         }
         let dir = match make_run_dir(opts) {

@@ -9,7 +9,6 @@ use super::db;
 use super::support::{codex_timing, observable, Subject};
 use super::worker::{run_job, CodexOutcome, Job};
 use super::CodexTarget;
-use crate::codex::blocking::ListedThread;
 use crate::codex::{AppServer, HomeSpec};
 use crate::faults::{Fault, HomeModel};
 use crate::observe::{check_answer_path, check_listing, Census, FilesLedger, ObservedScope};
@@ -18,8 +17,8 @@ use crate::scenario::checks::{check_expect, check_row, run_oracle};
 use crate::scenario::model::{
     DbSetup, Expect, FaultTime, Oracle, Role, Scenario, Step, TimingSpec, PATH_OF_ROW,
 };
-use crate::scenario::runner::{build_home, step_label, FaultCoverage};
 use crate::scenario::roles::WorkerOutcome;
+use crate::scenario::runner::{build_home, step_label, FaultCoverage};
 use crate::thread::Scope;
 
 /// Every Codex request may take this long: Codex's 30 s startup wait plus a margin.
@@ -111,7 +110,8 @@ impl<'a> CodexRun<'a> {
                 .await
                 .map_err(|e| format!("Codex could not index the home: {e}"))?;
             let exit = server.shutdown().await.map_err(|e| e.to_string())?;
-            self.stderr_log.push_str(&format!("--- setup\n{}", exit.stderr));
+            self.stderr_log
+                .push_str(&format!("--- setup\n{}", exit.stderr));
             if self.sc.home.db == DbSetup::Fresh {
                 db::reset_to_fresh(&self.home.sqlite_home)?;
             }
@@ -139,7 +139,9 @@ impl<'a> CodexRun<'a> {
         let before = Census::take(&self.home.codex_home);
         let result = match &decl.fault {
             Fault::StuckLease { .. } => db::stuck_lease(&self.home.sqlite_home),
-            Fault::ExpiredLease { checkpoint_after, .. } => {
+            Fault::ExpiredLease {
+                checkpoint_after, ..
+            } => {
                 let watermark = match checkpoint_after {
                     Some(alias) => match self.home.thread(alias) {
                         Ok(t) => Ok(Some(watermark_for(&self.home.codex_home, &t.path))),
@@ -180,9 +182,16 @@ impl<'a> CodexRun<'a> {
         );
     }
 
-    fn job_for(&self, role: Role, threads: &[String], scope: Scope, repeat: u32, archived: bool) -> Result<Job, String> {
+    fn job_for(
+        &self,
+        role: Role,
+        threads: &[String],
+        scope: Scope,
+        repeat: u32,
+        archived: bool,
+    ) -> Result<Job, String> {
         Ok(match role {
-            Role::Init => Job::Init,
+            Role::Init | Role::Backfill => Job::Init,
             Role::Lookup => Job::Lookup {
                 ids: threads
                     .iter()
@@ -191,13 +200,20 @@ impl<'a> CodexRun<'a> {
                 scope,
                 repeat,
             },
-            Role::List => Job::List { archived },
+            Role::List => Job::List {
+                archived,
+                page_size: None,
+            },
             other => return Err(format!("role {other:?} has no Codex worker")),
         })
     }
 
     /// Waits for worker `name` (killed ones report `killed`).
-    async fn join(&mut self, name: &str, timeout: Duration) -> Result<(Role, CodexOutcome), String> {
+    async fn join(
+        &mut self,
+        name: &str,
+        timeout: Duration,
+    ) -> Result<(Role, CodexOutcome), String> {
         let w = self
             .workers
             .remove(name)
@@ -209,7 +225,13 @@ impl<'a> CodexRun<'a> {
                 error: Some("killed".into()),
                 ..WorkerOutcome::default()
             };
-            return Ok((w.role, CodexOutcome { outcome, ..CodexOutcome::default() }));
+            return Ok((
+                w.role,
+                CodexOutcome {
+                    outcome,
+                    ..CodexOutcome::default()
+                },
+            ));
         }
         let mut task = w.task;
         match tokio::time::timeout(timeout, &mut task).await {
@@ -231,11 +253,16 @@ impl<'a> CodexRun<'a> {
         let home = self.home.codex_home.clone();
         for r in &done.outcome.lookups {
             if let Some(p) = &r.path {
-                self.failures.extend(check_answer_path(&r.thread_id, p, &home));
+                self.failures
+                    .extend(check_answer_path(&r.thread_id, p, &home));
             }
         }
         if let Some(list) = &done.outcome.list {
-            let scope = if list.archived { ObservedScope::Archived } else { ObservedScope::Active };
+            let scope = if list.archived {
+                ObservedScope::Archived
+            } else {
+                ObservedScope::Active
+            };
             let census = Census::take(&home);
             self.failures
                 .extend(check_listing(&done.listed, &census, scope, &home));
@@ -245,13 +272,10 @@ impl<'a> CodexRun<'a> {
     fn expect(&mut self, e: &Expect, role: Role, done: &CodexOutcome) -> Vec<String> {
         let (e, gone) = observable(e, Subject::of_role(role));
         for g in gone {
-            let line = format!("{g}");
-            if !self.not_observed.contains(&line) {
-                self.not_observed.push(line);
-            }
+            self.note(g.to_string());
         }
-        let rows = (e.path.as_deref() == Some(PATH_OF_ROW))
-            .then(|| db::read_rows(&self.home.sqlite_home));
+        let rows =
+            (e.path.as_deref() == Some(PATH_OF_ROW)).then(|| db::read_rows(&self.home.sqlite_home));
         check_expect(&e, &done.outcome, &self.home, &self.timing, rows.as_ref())
     }
 
@@ -268,6 +292,10 @@ impl<'a> CodexRun<'a> {
     }
 
     async fn step(&mut self, step: &Step) -> Result<Vec<String>, String> {
+        if let Some(gap) = super::support::step_gap(step) {
+            self.note(format!("{gap}, not run"));
+            return Ok(vec![]);
+        }
         match step {
             Step::Start { worker } => {
                 let spec = self
@@ -291,7 +319,11 @@ impl<'a> CodexRun<'a> {
                 w.killed = true;
                 Ok(vec![])
             }
-            Step::Join { worker, timeout, expect } => {
+            Step::Join {
+                worker,
+                timeout,
+                expect,
+            } => {
                 let (role, done) = self
                     .join(worker, timeout.unwrap_or(REQUEST_TIMEOUT * 3))
                     .await?;
@@ -310,17 +342,36 @@ impl<'a> CodexRun<'a> {
                 Ok(vec![])
             }
             Step::Init { expect } => Ok(self.one_shot(Role::Init, Job::Init, expect).await),
-            Step::Lookup { thread, scope, expect, .. } => {
-                let job = self.job_for(Role::Lookup, std::slice::from_ref(thread), *scope, 1, false)?;
+            Step::Lookup {
+                thread,
+                scope,
+                expect,
+                ..
+            } => {
+                let job =
+                    self.job_for(Role::Lookup, std::slice::from_ref(thread), *scope, 1, false)?;
                 Ok(self.one_shot(Role::Lookup, job, expect).await)
             }
-            Step::List { archived, expect, .. } => {
-                Ok(self.one_shot(Role::List, Job::List { archived: *archived }, expect).await)
+            Step::List {
+                archived,
+                page_size,
+                expect,
+                ..
+            } => {
+                let job = Job::List {
+                    archived: *archived,
+                    page_size: *page_size,
+                };
+                Ok(self.one_shot(Role::List, job, expect).await)
             }
             Step::ExpectRow { thread, expect } => {
                 let id = self.home.thread(thread)?.id;
                 let rows = db::read_rows(&self.home.sqlite_home)?;
-                Ok(check_row(expect, rows.iter().find(|r| r.id == id), &self.home))
+                Ok(check_row(
+                    expect,
+                    rows.iter().find(|r| r.id == id),
+                    &self.home,
+                ))
             }
             Step::ExpectBackfill { status, rows } => {
                 let mut f = Vec::new();
@@ -345,12 +396,16 @@ impl<'a> CodexRun<'a> {
         }
     }
 
+    /// Records something this run could not observe (once).
+    fn note(&mut self, line: String) {
+        if !self.not_observed.contains(&line) {
+            self.not_observed.push(line);
+        }
+    }
+
     fn oracle(&mut self, oracle: Oracle) -> Vec<String> {
         if oracle == Oracle::OneBackfillRun {
-            let line = "oracle one_backfill_run (counted from the reference's events)".to_string();
-            if !self.not_observed.contains(&line) {
-                self.not_observed.push(line);
-            }
+            self.note("oracle one_backfill_run (counted from the reference's events)".into());
             return vec![];
         }
         let rows = if self.home.db_path().exists() {
@@ -379,7 +434,8 @@ impl<'a> CodexRun<'a> {
             self.failures
                 .extend(FilesLedger::describe(&losses, &self.home.codex_home));
             if let Err(e) = FilesLedger::keep_versions(&losses, &self.dir.join("lost-rollouts")) {
-                self.failures.push(format!("cannot keep the lost rollouts: {e}"));
+                self.failures
+                    .push(format!("cannot keep the lost rollouts: {e}"));
             }
         }
         for (i, decl) in self.sc.faults.iter().enumerate() {
@@ -402,11 +458,4 @@ impl<'a> CodexRun<'a> {
             }
         }
     }
-}
-
-#[allow(dead_code)]
-fn listed_threads(v: &[crate::observe::answers::Listed]) -> Vec<ListedThread> {
-    v.iter()
-        .map(|l| ListedThread { id: l.id.clone(), path: l.path.clone() })
-        .collect()
 }

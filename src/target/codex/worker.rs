@@ -29,6 +29,8 @@ pub enum Job {
     },
     List {
         archived: bool,
+        /// Page size of each `thread/list` request (default: the client's).
+        page_size: Option<usize>,
     },
 }
 
@@ -56,14 +58,14 @@ pub async fn run_job(bin: CodexBin, home: HomeSpec, job: Job, timeout: Duration)
         }
     };
     done.pid = server.pid();
+    // The startup's result is read from the DB itself, not from anything Codex says.
+    done.outcome.init = Some(InitSummary {
+        status: read_status(home.sqlite_dir()).unwrap_or_else(|e| format!("unreadable ({e})")),
+        ..InitSummary::default()
+    });
     let result = match &job {
         Job::Init => {
             done.outcome.elapsed_ms = started.elapsed().as_millis() as u64;
-            // The status is read from the DB itself, not from anything Codex says.
-            done.outcome.init = Some(InitSummary {
-                status: read_status(home.sqlite_dir()).unwrap_or_else(|e| format!("unreadable ({e})")),
-                ..InitSummary::default()
-            });
             Ok(())
         }
         Job::Lookup { ids, scope, repeat } => {
@@ -88,12 +90,22 @@ pub async fn run_job(bin: CodexBin, home: HomeSpec, job: Job, timeout: Duration)
             }
             r
         }
-        Job::List { archived } => match server.list_all(*archived).await {
+        Job::List {
+            archived,
+            page_size,
+        } => match server
+            .list_all_paged(*archived, page_size.map(|n| n as u64))
+            .await
+        {
             Ok(items) => {
                 let listed: Vec<Listed> = items
                     .iter()
                     .map(|v| Listed {
-                        id: v.get("id").and_then(|x| x.as_str()).unwrap_or_default().to_string(),
+                        id: v
+                            .get("id")
+                            .and_then(|x| x.as_str())
+                            .unwrap_or_default()
+                            .to_string(),
                         path: v.get("path").and_then(|x| x.as_str()).map(PathBuf::from),
                     })
                     .collect();
