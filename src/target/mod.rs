@@ -5,6 +5,7 @@
 //! a target cannot show is skipped with the reason.
 
 pub mod codex;
+pub mod conformance;
 
 use std::path::Path;
 use std::sync::Arc;
