@@ -3,7 +3,7 @@
 //! path of its own scope whose head claims it. Labels (`source`, `unverified_db`, ...)
 //! play no part: the head is read whatever the answer says about itself.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use super::census::{Census, ObservedScope};
@@ -28,14 +28,17 @@ pub struct Listed {
     pub path: Option<PathBuf>,
 }
 
-/// "Every rollout listed exactly once with its own path", for a complete listing of
-/// `scope`: no id twice; every path exists in `scope`'s root and its head does not claim
-/// another thread; every id claimed by a `rollout-*.jsonl` file of the scope is listed.
+/// "Every rollout listed exactly once with its own path": no id twice; every path exists
+/// in `scope`'s root and its head does not claim another thread; and, when the listing is
+/// meant to be complete, every id of `complete` claimed by a `rollout-*.jsonl` file of the
+/// scope is listed (the ids the scenario knows: files a concurrent writer adds meanwhile
+/// are not owed to a listing that started before them).
 pub fn check_listing(
     items: &[Listed],
     census: &Census,
     scope: ObservedScope,
     home: &Path,
+    complete: Option<&BTreeSet<String>>,
 ) -> Vec<String> {
     let mut f = Vec::new();
     let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
@@ -68,11 +71,22 @@ pub fn check_listing(
                 rel(p, home),
                 scope.dir_name()
             ));
-        } else if let Some(v) = check_answer_path(&it.id, p, home) {
-            f.push(v);
+        } else if let Some(claimed) = claimed_id(p).filter(|c| *c != it.id) {
+            f.push(format!(
+                "listed with its own path: {} is listed at {}, whose head claims {claimed}",
+                it.id,
+                rel(p, home)
+            ));
         }
     }
-    for (id, paths) in census.ids(scope) {
+    let Some(known) = complete else {
+        return f;
+    };
+    for (id, paths) in census
+        .ids(scope)
+        .into_iter()
+        .filter(|(id, _)| known.contains(id))
+    {
         let named_as_rollout = paths.iter().any(|p| {
             p.file_name()
                 .and_then(|n| n.to_str())
@@ -128,12 +142,14 @@ mod tests {
         let b = write(dir.path(), "sessions/rollout-b.jsonl", "b");
         let arch = write(dir.path(), "archived_sessions/rollout-c.jsonl", "c");
         let census = Census::take(dir.path());
+        let known: BTreeSet<String> = ["a", "b", "c"].map(String::from).into();
+        let known = Some(&known);
         let l = |id: &str, p: &Path| Listed {
             id: id.into(),
             path: Some(p.to_path_buf()),
         };
         let good = [l("a", &a), l("b", &b)];
-        assert!(check_listing(&good, &census, ObservedScope::Active, dir.path()).is_empty());
+        assert!(check_listing(&good, &census, ObservedScope::Active, dir.path(), known).is_empty());
         let cases: [(Vec<Listed>, &str); 5] = [
             (vec![l("a", &a), l("a", &a), l("b", &b)], "appears 2 times"),
             (vec![l("a", &a)], "b (sessions/rollout-b.jsonl) is missing"),
@@ -148,7 +164,8 @@ mod tests {
             ),
         ];
         for (items, want) in cases {
-            let f = check_listing(&items, &census, ObservedScope::Active, dir.path()).join("\n");
+            let f =
+                check_listing(&items, &census, ObservedScope::Active, dir.path(), known).join("\n");
             assert!(f.contains(want), "{want}: {f}");
         }
     }

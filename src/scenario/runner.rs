@@ -24,7 +24,8 @@ use crate::failpoints::{FailAction, FailpointSet};
 use crate::faults::{HomeModel, ThreadEntry};
 use crate::fixture::{generate_home, FixtureOptions};
 use crate::layer::{Capability, StateLayer};
-use crate::observe::{check_answer_path, Census, FilesLedger};
+use crate::observe::answers::Listed;
+use crate::observe::{check_answer_path, check_listing, Census, FilesLedger, ObservedScope};
 use crate::process::ProcessContext;
 use crate::rollout::layout::Root;
 use crate::state::{threads, OpenMode, RuntimeOptions, StateRuntime};
@@ -506,14 +507,40 @@ impl<'a, L: StateLayer> Run<'a, L> {
     }
 
     /// "Never another thread's file", judged by reading the head of every path a lookup
-    /// answered, whatever the answer's label.
-    fn lookup_invariants(&mut self, out: &WorkerOutcome) {
+    /// answered, whatever the answer's label; a listing holds each thread once, each with a
+    /// path of its own (and every rollout, when the expectation says the listing is whole).
+    fn lookup_invariants(&mut self, out: &WorkerOutcome, complete: bool) {
         for r in &out.lookups {
             if let Some(path) = &r.path {
                 if let Some(v) = check_answer_path(&r.thread_id, path, &self.home.codex_home) {
                     self.failures.push(v);
                 }
             }
+        }
+        if let Some(list) = &out.list {
+            let listed: Vec<Listed> = list
+                .items
+                .iter()
+                .zip(&list.paths)
+                .map(|(id, p)| Listed {
+                    id: id.to_string(),
+                    path: Some(p.clone()),
+                })
+                .collect();
+            let scope = if list.archived {
+                ObservedScope::Archived
+            } else {
+                ObservedScope::Active
+            };
+            let census = Census::take(&self.home.codex_home);
+            let known = self.home.known_ids();
+            self.failures.extend(check_listing(
+                &listed,
+                &census,
+                scope,
+                &self.home.codex_home,
+                complete.then_some(&known),
+            ));
         }
     }
 
@@ -535,11 +562,12 @@ impl<'a, L: StateLayer> Run<'a, L> {
         plan_edit(&mut plan);
         let mut handle = WorkerHandle::spawn_task(self.layer.clone(), plan, self.log.clone())?;
         let out = handle.join(self.one_shot_timeout()).await?;
-        self.lookup_invariants(&out);
         Ok(out)
     }
 
+    /// Judges a finished worker: the outside checks of its answers, then its expectations.
     fn expect(&mut self, e: &Expect, out: &WorkerOutcome) -> Vec<String> {
+        self.lookup_invariants(out, e.all_threads == Some(true));
         // Deliberate waiting: an expected timeout, or a lower time bound the scenario sets
         // (e.g. waiting out a dead owner's lease).
         let timeout = if e.timed_out == Some(true) {
@@ -654,7 +682,6 @@ impl<'a, L: StateLayer> Run<'a, L> {
                     .get_mut(worker)
                     .ok_or_else(|| format!("worker {worker} was not started"))?;
                 let out = h.join(timeout.unwrap_or(Duration::from_secs(60))).await?;
-                self.lookup_invariants(&out);
                 Ok(self.expect(expect, &out))
             }
             Step::Inject { fault } => {

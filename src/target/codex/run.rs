@@ -249,7 +249,7 @@ impl<'a> CodexRun<'a> {
     }
 
     /// The outside checks of every answer: lookup paths by their heads, listings whole.
-    fn judge_answers(&mut self, done: &CodexOutcome) {
+    fn judge_answers(&mut self, done: &CodexOutcome, e: &Expect) {
         let home = self.home.codex_home.clone();
         for r in &done.outcome.lookups {
             if let Some(p) = &r.path {
@@ -264,8 +264,10 @@ impl<'a> CodexRun<'a> {
                 ObservedScope::Active
             };
             let census = Census::take(&home);
+            let known = self.home.known_ids();
+            let complete = (e.all_threads == Some(true)).then_some(&known);
             self.failures
-                .extend(check_listing(&done.listed, &census, scope, &home));
+                .extend(check_listing(&done.listed, &census, scope, &home, complete));
         }
     }
 
@@ -284,7 +286,7 @@ impl<'a> CodexRun<'a> {
         self.spawn(&name, role, job);
         match self.join(&name, REQUEST_TIMEOUT * 3).await {
             Ok((role, done)) => {
-                self.judge_answers(&done);
+                self.judge_answers(&done, e);
                 self.expect(e, role, &done)
             }
             Err(err) => vec![err],
@@ -327,7 +329,7 @@ impl<'a> CodexRun<'a> {
                 let (role, done) = self
                     .join(worker, timeout.unwrap_or(REQUEST_TIMEOUT * 3))
                     .await?;
-                self.judge_answers(&done);
+                self.judge_answers(&done, expect);
                 Ok(self.expect(expect, role, &done))
             }
             Step::Inject { fault } => {

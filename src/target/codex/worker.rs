@@ -112,6 +112,7 @@ pub async fn run_job(bin: CodexBin, home: HomeSpec, job: Job, timeout: Duration)
                 done.outcome.list = Some(ListSummary {
                     archived: *archived,
                     items: listed.iter().filter_map(|l| l.id.parse().ok()).collect(),
+                    paths: listed.iter().filter_map(|l| l.path.clone()).collect(),
                     stale: Vec::new(),
                     pages: 0,
                 });
