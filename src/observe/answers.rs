@@ -10,8 +10,15 @@ use super::census::{Census, ObservedScope};
 use super::head::claimed_id;
 
 /// "Never a foreign file": `None` when the head at `path` claims `asked` or nothing (an
-/// unverifiable file is not another thread's); else the violation.
+/// unverifiable file is not another thread's); else the violation. A path that does not
+/// exist is no answer either: nothing can be read at it.
 pub fn check_answer_path(asked: &str, path: &Path, home: &Path) -> Option<String> {
+    if !path.is_file() {
+        return Some(format!(
+            "answers name real files: the answer for {asked} is {}, which does not exist",
+            rel(path, home)
+        ));
+    }
     match claimed_id(path) {
         Some(claimed) if claimed != asked => Some(format!(
             "never a foreign file: the answer for {asked} is {} whose head claims {claimed}",
