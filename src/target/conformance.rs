@@ -35,16 +35,28 @@ fn verdict(s: Status) -> String {
     .to_string()
 }
 
-/// One line, stable across runs: run directories and temp paths are replaced.
+/// One line, stable across runs: run directories and temp paths are replaced. When the
+/// text carries a process's stderr, its `Error:` line is kept (it says why).
 fn one_line(text: &str) -> String {
-    let first = text.lines().next().unwrap_or_default();
+    let mut first = text.lines().next().unwrap_or_default().to_string();
+    if let Some(err) = text.lines().skip(1).find(|l| l.starts_with("Error: ")) {
+        first = format!("{} {err}", first.trim_end_matches("stderr:").trim_end_matches("; "));
+    }
     let mut out = String::new();
     for word in first.split(' ') {
         if !out.is_empty() {
             out.push(' ');
         }
-        if word.contains("/tmp/") || word.contains("statedb-scenario-") {
+        if let Some(i) = word.find("/tmp/").or_else(|| word.find("statedb-scenario-")) {
+            // Keep the part of the path below the run directory (home/..., sqlite/...).
+            let tail = word[i..]
+                .split_once("statedb-scenario-")
+                .and_then(|(_, rest)| rest.split_once('/'))
+                .map(|(_, below)| format!("/{below}"))
+                .unwrap_or_default();
+            out.push_str(&word[..i]);
             out.push_str("<run-dir>");
+            out.push_str(&tail);
         } else {
             out.push_str(word);
         }
@@ -209,10 +221,18 @@ mod tests {
     }
 
     #[test]
+    fn a_process_error_line_is_kept() {
+        assert_eq!(
+            one_line("Codex exited (1); stderr:\nWARNING: x\nError: bad status at /tmp/statedb-scenario-Q/home: x\n"),
+            "Codex exited (1) Error: bad status at <run-dir>/home: x"
+        );
+    }
+
+    #[test]
     fn temp_paths_are_redacted_to_one_line() {
         assert_eq!(
             one_line("Codex exited at /tmp/statedb-scenario-AbC/home: no\nmore"),
-            "Codex exited at <run-dir> no"
+            "Codex exited at <run-dir>/home: no"
         );
     }
 }

@@ -73,7 +73,12 @@ pub async fn run_job(bin: CodexBin, home: HomeSpec, job: Job, timeout: Duration)
             'all: for _ in 0..(*repeat).max(1) {
                 for id in ids {
                     match lookup(&mut server, &home, id, *scope).await {
-                        Ok(l) => done.outcome.lookups.push(l),
+                        Ok((l, refusal)) => {
+                            if refusal.is_some() {
+                                done.outcome.error = refusal;
+                            }
+                            done.outcome.lookups.push(l)
+                        }
                         Err(e) => {
                             r = Err(e);
                             break 'all;
@@ -145,7 +150,7 @@ async fn lookup(
     home: &HomeSpec,
     id: &Uuid,
     scope: Scope,
-) -> Result<LookupResult, String> {
+) -> Result<(LookupResult, Option<String>), String> {
     let mut r = LookupResult {
         thread_id: id.to_string(),
         path: None,
@@ -167,10 +172,10 @@ async fn lookup(
                 Scope::Active => !p.starts_with(&archived_root),
                 Scope::Archived => p.starts_with(&archived_root),
             });
-            Ok(r)
+            Ok((r, None))
         }
         // Codex refusing (not found) is an answer; a transport failure is not.
-        Err(e) if e.is_rpc() => Ok(r),
+        Err(e) if e.is_rpc() => Ok((r, Some(e.to_string()))),
         Err(e) => Err(e.to_string()),
     }
 }
