@@ -40,14 +40,20 @@ fn verdict(s: Status) -> String {
 fn one_line(text: &str) -> String {
     let mut first = text.lines().next().unwrap_or_default().to_string();
     if let Some(err) = text.lines().skip(1).find(|l| l.starts_with("Error: ")) {
-        first = format!("{} {err}", first.trim_end_matches("stderr:").trim_end_matches("; "));
+        first = format!(
+            "{} {err}",
+            first.trim_end_matches("stderr:").trim_end_matches("; ")
+        );
     }
     let mut out = String::new();
     for word in first.split(' ') {
         if !out.is_empty() {
             out.push(' ');
         }
-        if let Some(i) = word.find("/tmp/").or_else(|| word.find("statedb-scenario-")) {
+        if let Some(i) = word
+            .find("/tmp/")
+            .or_else(|| word.find("statedb-scenario-"))
+        {
             // Keep the part of the path below the run directory (home/..., sqlite/...).
             let tail = word[i..]
                 .split_once("statedb-scenario-")
