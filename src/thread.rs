@@ -44,6 +44,13 @@ pub struct ThreadMetadata {
     /// Memory mode found in the rollout (the last `session_meta` carrying one); the DB
     /// column defaults to [`DEFAULT_MEMORY_MODE`].
     pub memory_mode: Option<String>,
+    /// `session_meta.originator` (e.g. `codex_cli_rs`); stored where the table has the column.
+    #[serde(default)]
+    pub originator: Option<String>,
+    #[serde(default)]
+    pub agent_path: Option<String>,
+    #[serde(default)]
+    pub thread_source: Option<String>,
 }
 
 impl ThreadMetadata {
@@ -73,6 +80,9 @@ impl ThreadMetadata {
             model: None,
             reasoning_effort: None,
             memory_mode: None,
+            originator: None,
+            agent_path: None,
+            thread_source: None,
         }
     }
 

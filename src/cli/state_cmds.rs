@@ -378,13 +378,7 @@ pub fn status(args: StatusArgs) -> ExitCode {
     let gather = || -> Result<_, StateError> {
         let state = rt.backfill_state()?;
         let rows = rt.thread_count()?;
-        let failures = rt.read("failures", |c| {
-            if crate::state::schema::has_column(c, "backfill_failures", "path")? {
-                crate::state::backfill_state::failures(c)
-            } else {
-                Ok(Vec::new())
-            }
-        })?;
+        let failures = rt.read("failures", crate::state::backfill_state::failures)?;
         Ok((state, rows, failures))
     };
     match gather() {

@@ -7,6 +7,7 @@ pub mod backfill_state;
 mod error;
 mod runtime;
 pub mod schema;
+pub mod thread_columns;
 pub mod threads;
 
 pub use error::{ErrorClass, StateError};
