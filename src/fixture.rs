@@ -97,6 +97,7 @@ struct SessionIndexLine<'a> {
 /// carrying that time and random bits from a `ChaCha8Rng` seeded with `opts.seed`.
 pub fn generate_home(codex_home: &Path, opts: &FixtureOptions) -> io::Result<Vec<FixtureThread>> {
     fs::create_dir_all(codex_home)?;
+    crate::state::creation::mark_harness_home(codex_home)?;
     let mut rng = ChaCha8Rng::seed_from_u64(opts.seed);
     let total = opts.threads.saturating_add(opts.archived);
     let mut threads = Vec::with_capacity(total);

@@ -4,6 +4,7 @@
 
 mod args;
 mod bench_cmd;
+mod db_creation;
 mod mutants_cmd;
 mod scenario_cmds;
 mod state_cmds;

@@ -4,6 +4,7 @@
 //! Everything here is blocking; async callers go through `spawn_blocking`.
 
 pub mod backfill_state;
+pub mod creation;
 mod error;
 mod runtime;
 pub mod schema;

@@ -113,6 +113,8 @@ fn write_bytes(path: &Path, bytes: &[u8]) {
 }
 
 fn odd(home: &Path) -> Vec<Labeled> {
+    fs::create_dir_all(home).expect("home");
+    statedb_harness::state::creation::mark_harness_home(home).expect("marker");
     let plain = spec(
         "2026-01-21T08:30:00.250Z",
         0x11,
