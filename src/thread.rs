@@ -8,6 +8,9 @@ use std::path::PathBuf;
 
 use uuid::Uuid;
 
+/// Codex's stored sandbox policy when no turn context names one (a read-only profile).
+pub const DEFAULT_SANDBOX_POLICY: &str = r#"{"type":"managed","file_system":{"type":"restricted","entries":[{"path":{"type":"special","value":{"kind":"root"}},"access":"read"}]},"network":"restricted"}"#;
+
 /// Codex's default creation memory mode (`threads.memory_mode` default).
 pub const DEFAULT_MEMORY_MODE: &str = "enabled";
 
@@ -67,7 +70,7 @@ impl ThreadMetadata {
             cli_version: String::new(),
             title: String::new(),
             first_user_message: String::new(),
-            sandbox_policy: "read-only".to_string(),
+            sandbox_policy: DEFAULT_SANDBOX_POLICY.to_string(),
             approval_mode: "on-request".to_string(),
             tokens_used: 0,
             has_user_event: false,

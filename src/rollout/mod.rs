@@ -9,6 +9,7 @@
 //! - [`writer`]: deterministic realistic rollouts for fixtures and scenarios;
 //! - [`search`]: filesystem collection and exact-UUID lookup.
 
+pub mod codex_shape;
 pub mod head;
 pub mod layout;
 pub mod line;
