@@ -213,3 +213,51 @@ fn a_row_inserted_by_read_repair_is_listed_by_codex() {
     let says = codex_says(&bin, home.path()).expect("Codex starts");
     assert_codex_agrees(&says, &threads);
 }
+
+/// Defect 4: compressed rollouts were invisible to the harness. The harness now indexes a
+/// `.jsonl.zst` rollout into a Codex DB with the path Codex itself stores (the `.zst`
+/// file), and Codex lists and reads the thread (under its logical `.jsonl` path, as Codex
+/// reports compressed rollouts).
+#[test]
+fn a_compressed_rollout_indexed_by_the_harness_is_listed_by_codex() {
+    let Some(bin) = codex_or_skip("compressed_rollout") else {
+        return;
+    };
+    let (home, threads) = user_home(3, 1);
+    let plain = threads[1].path.clone();
+    let packed = std::path::PathBuf::from(format!("{}.zst", plain.display()));
+    let bytes = std::fs::read(&plain).unwrap();
+    std::fs::write(&packed, zstd::encode_all(bytes.as_slice(), 3).unwrap()).unwrap();
+    std::fs::remove_file(&plain).unwrap();
+    codex_touch(&bin, home.path()).expect("Codex creates its DB");
+    exec(
+        &db(home.path()),
+        "DELETE FROM threads; UPDATE backfill_state SET status = 'pending', last_watermark = NULL",
+    );
+    harness_ok(&["init", "--codex-home", home.path().to_str().unwrap()], 0);
+    let stored = query(
+        &db(home.path()),
+        &format!(
+            "SELECT rollout_path FROM threads WHERE id = '{}'",
+            threads[1].id
+        ),
+    );
+    assert_eq!(stored, vec![vec![packed.display().to_string()]]);
+    let out = harness_ok(
+        &[
+            "lookup",
+            "--codex-home",
+            home.path().to_str().unwrap(),
+            "--json",
+            &threads[1].id.to_string(),
+        ],
+        0,
+    );
+    assert!(out.contains(".jsonl.zst"), "{out}");
+    let says = codex_says(&bin, home.path()).expect("Codex starts");
+    assert_codex_agrees(&says, &threads);
+    assert_eq!(
+        std::fs::read(&packed).unwrap(),
+        zstd::encode_all(bytes.as_slice(), 3).unwrap()
+    );
+}

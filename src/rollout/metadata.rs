@@ -5,8 +5,7 @@
 //! a [`ThreadMetadata`]. It never touches the database and never decides archive state; the
 //! caller does both.
 
-use std::fs::File;
-use std::io::{BufRead, BufReader};
+use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::time::UNIX_EPOCH;
 
@@ -74,15 +73,13 @@ pub fn extract_metadata(path: &Path, default_provider: &str) -> Result<Extractio
         path: path.to_path_buf(),
         message: err.to_string(),
     };
-    let file = File::open(path).map_err(io_error)?;
-    let mtime_ms = file
-        .metadata()
+    let mtime_ms = std::fs::metadata(path)
         .and_then(|meta| meta.modified())
         .ok()
         .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
         .and_then(|d| i64::try_from(d.as_millis()).ok());
 
-    let mut reader = BufReader::new(file);
+    let mut reader = super::reader::open_rollout(path).map_err(io_error)?;
     let mut items = Vec::new();
     let mut parsed = 0usize;
     let mut parse_errors = 0usize;

@@ -14,6 +14,7 @@ pub mod head;
 pub mod layout;
 pub mod line;
 pub mod metadata;
+pub mod reader;
 pub mod search;
 pub mod writer;
 
