@@ -261,3 +261,64 @@ fn a_compressed_rollout_indexed_by_the_harness_is_listed_by_codex() {
         zstd::encode_all(bytes.as_slice(), 3).unwrap()
     );
 }
+
+/// Defect 6 (issue 13 item 2): a home copied with its DB keeps rows naming the original
+/// home's files. The harness never answers or keeps such a path: lookups and listings on
+/// the copy name only the copy's files and repair the rows, after which Codex on the copy
+/// lists and reads every thread from the copy, even with the original damaged.
+#[test]
+fn a_copied_home_never_answers_with_the_original_home() {
+    let Some(bin) = codex_or_skip("copied_home") else {
+        return;
+    };
+    let (original, threads) = user_home(3, 1);
+    codex_touch(&bin, original.path()).expect("Codex indexes the original");
+    let copy = tempfile::tempdir().unwrap();
+    let options = fs_extra::dir::CopyOptions::new().content_only(true);
+    fs_extra::dir::copy(original.path(), copy.path(), &options).unwrap();
+    // Damage the original: every rollout's head now names another thread.
+    let first = std::fs::read(&threads[0].path).unwrap();
+    for t in &threads {
+        std::fs::write(&t.path, &first).unwrap();
+    }
+    let c = copy.path().to_str().unwrap();
+    let outside = original.path().to_str().unwrap();
+    let id = threads[1].id.to_string();
+    let looked = harness_ok(&["lookup", "--codex-home", c, "--any", "--json", &id], 0);
+    assert!(
+        !looked.contains(outside),
+        "lookup answered the original: {looked}"
+    );
+    assert!(looked.contains(c), "{looked}");
+    for args in [
+        vec!["list", "--codex-home", c, "--json"],
+        vec!["list", "--codex-home", c, "--archived", "--json"],
+    ] {
+        let listed = harness_ok(&args, 0);
+        assert!(
+            !listed.contains(outside),
+            "listing named the original: {listed}"
+        );
+    }
+    let rows = query(&db(copy.path()), "SELECT rollout_path FROM threads");
+    assert_eq!(rows.len(), threads.len());
+    for row in rows {
+        assert!(
+            row[0].starts_with(c),
+            "row kept a path outside the copy: {}",
+            row[0]
+        );
+    }
+    let in_copy: Vec<_> = threads
+        .iter()
+        .map(|t| {
+            let mut t = t.clone();
+            t.path = copy
+                .path()
+                .join(t.path.strip_prefix(original.path()).unwrap());
+            t
+        })
+        .collect();
+    let says = codex_says(&bin, copy.path()).expect("Codex starts on the copy");
+    assert_codex_agrees(&says, &in_copy);
+}
