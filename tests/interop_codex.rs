@@ -322,3 +322,66 @@ fn a_copied_home_never_answers_with_the_original_home() {
     let says = codex_says(&bin, copy.path()).expect("Codex starts on the copy");
     assert_codex_agrees(&says, &in_copy);
 }
+
+/// `audit` reads a damaged Codex home without creating anything; `audit --repair` backs the
+/// DB up, fixes it, and Codex then lists and reads every thread from its own file.
+#[test]
+fn audit_repair_on_a_damaged_codex_home_leaves_codex_listing_every_thread() {
+    let Some(bin) = codex_or_skip("audit_repair") else {
+        return;
+    };
+    let (home, threads) = user_home(4, 2);
+    let h = home.path().to_str().unwrap();
+    codex_touch(&bin, home.path()).expect("Codex creates its DB");
+    let archived = threads.iter().find(|t| t.root.is_archived()).unwrap();
+    exec(
+        &db(home.path()),
+        &format!(
+            "UPDATE threads SET rollout_path = '{other}' WHERE id = '{a}';
+             DELETE FROM threads WHERE id = '{b}';
+             UPDATE threads SET preview = '' WHERE id = '{c}';
+             UPDATE threads SET archived = 0, archived_at = NULL WHERE id = '{d}';",
+            other = threads[1].path.display(),
+            a = threads[0].id,
+            b = threads[2].id,
+            c = threads[3].id,
+            d = archived.id,
+        ),
+    );
+    let names = || {
+        let mut v: Vec<String> = std::fs::read_dir(home.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        v.sort();
+        v
+    };
+    let before = names();
+    let found = harness_ok(&["audit", "--codex-home", h, "--json"], 1);
+    for kind in [
+        "row_points_at_other_thread",
+        "rollout_without_row",
+        "hidden_from_codex_lists",
+        "wrong_archived_flag",
+    ] {
+        assert!(found.contains(kind), "audit missed {kind}: {found}");
+    }
+    assert_eq!(
+        before,
+        names(),
+        "a read-only audit created or removed files"
+    );
+    let repaired = harness_ok(&["audit", "--codex-home", h, "--repair"], 0);
+    let backup = repaired
+        .lines()
+        .find_map(|l| l.strip_prefix("backup: "))
+        .expect("backup path printed");
+    assert!(
+        std::path::Path::new(backup)
+            .join("state_5.sqlite")
+            .is_file(),
+        "{repaired}"
+    );
+    let says = codex_says(&bin, home.path()).expect("Codex starts after the repair");
+    assert_codex_agrees(&says, &threads);
+}
