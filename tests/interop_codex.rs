@@ -74,7 +74,14 @@ fn harness_init_on_an_old_codex_db_keeps_the_upgrade_clean() {
         &db(home.path()),
         "SELECT name FROM pragma_table_info('threads')",
     );
-    harness_ok(&["init", "--codex-home", home.path().to_str().unwrap()], 0);
+    let h = home.path().to_str().unwrap();
+    harness_ok(&["init", "--codex-home", h], 0);
+    // Every other command reads and writes the older table as it is.
+    let id = threads[0].id.to_string();
+    harness_ok(&["lookup", "--codex-home", h, "--any", &id], 0);
+    harness_ok(&["list", "--codex-home", h], 0);
+    harness_ok(&["status", "--codex-home", h], 0);
+    harness_ok(&["audit", "--codex-home", h], 0);
     assert_eq!(
         query(
             &db(home.path()),
