@@ -16,6 +16,7 @@
 //!   wire the consumers.
 //! - `fixture` — deterministic homes; `cli` — the command line.
 
+pub mod audit;
 pub mod backfill;
 pub mod bench;
 pub mod cli;

@@ -90,6 +90,9 @@ pub enum Fault {
     SameTimestamp { threads: Vec<String> },
     /// The `backfill_state` singleton row is deleted.
     DeleteBackfillRow,
+    /// The home was copied with its DB from another home, which was then damaged: every
+    /// row names the other home's (verifiable) copy of its rollout.
+    CopiedHome,
 }
 
 impl Fault {
@@ -114,6 +117,7 @@ impl Fault {
             Fault::GarbleHead { .. } => "garble_head",
             Fault::SameTimestamp { .. } => "same_timestamp",
             Fault::DeleteBackfillRow => "delete_backfill_row",
+            Fault::CopiedHome => "copied_home",
         }
     }
 
@@ -148,6 +152,7 @@ impl Fault {
                 | Fault::DeleteFile { .. }
                 | Fault::EmptyFile { .. }
                 | Fault::GarbleHead { .. }
+                | Fault::CopiedHome
         )
     }
 
@@ -188,6 +193,7 @@ impl Fault {
             Fault::GarbleHead { thread } => files::garble_head(home, thread),
             Fault::SameTimestamp { threads } => db::same_timestamp(home, threads),
             Fault::DeleteBackfillRow => db::delete_backfill_row(home),
+            Fault::CopiedHome => files::copied_home(home),
         }
     }
 }
@@ -244,5 +250,9 @@ pub const FAULT_KINDS: &[(&str, &str)] = &[
     (
         "delete_backfill_row",
         "the backfill_state singleton row deleted",
+    ),
+    (
+        "copied_home",
+        "home copied with its DB: rows name the (damaged) original home's files",
     ),
 ];

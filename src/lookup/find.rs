@@ -229,6 +229,21 @@ fn ask_db(ctx: &Arc<ProcessContext>, rt: &StateDbHandle, uuid: Uuid, scope: Scop
         };
     };
     let db_path = in_scope.rollout_path.clone();
+    if root_of(rt.codex_home(), &db_path).is_none() {
+        // A home moved or copied with its DB: the row names a file of another home (or
+        // no rollout root at all). Never an answer, however well its head verifies.
+        tracing::warn!(
+            "state db returned rollout path for thread {uuid} outside {}: {}",
+            rt.codex_home().display(),
+            db_path.display()
+        );
+        discrepancy(ctx, "outside_home_db_path", uuid);
+        return DbAnswer::Fallback {
+            reason: FallbackReason::StalePath,
+            unverified: None,
+            row,
+        };
+    }
     if !db_path.is_file() {
         tracing::error!(
             "state db returned stale rollout path for thread {uuid}: {}",

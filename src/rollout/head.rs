@@ -5,8 +5,7 @@
 //! candidate file's `session_meta.id` is the thread they are looking for; it never reads the
 //! whole file and never writes.
 
-use std::fs::File;
-use std::io::{BufRead, BufReader};
+use std::io::BufRead;
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
@@ -91,7 +90,7 @@ pub fn read_head_records(path: &Path, limit: usize) -> Result<Vec<RolloutLine>, 
         path: path.to_path_buf(),
         message: err.to_string(),
     };
-    let mut reader = BufReader::new(File::open(path).map_err(io_error)?);
+    let mut reader = super::reader::open_rollout(path).map_err(io_error)?;
     let mut kept = Vec::new();
     let mut buf = Vec::new();
     while kept.len() < limit {
