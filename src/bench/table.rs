@@ -104,15 +104,17 @@ pub fn render(r: &BenchReport) -> String {
         );
         let _ = writeln!(
             out,
-            "  {:>13}  {:>10}  {:>10}  {:>10}  {:>10}",
-            "rollouts", "DB hit", "day probe", "full walk", "not found"
+            "  {:>13}  {:>10}  {:>10}  {:>7}  {:>10}  {:>10}  {:>10}",
+            "rollouts", "DB hit", "raw hit", "ratio", "day probe", "full walk", "not found"
         );
         for l in &r.lookup {
             let _ = writeln!(
                 out,
-                "  {:>13}  {:>10}  {:>10}  {:>10}  {:>10}",
+                "  {:>13}  {:>10}  {:>10}  {:>7}  {:>10}  {:>10}  {:>10}",
                 l.size,
                 us(&l.db_hit_us),
+                us(&l.db_hit_raw_us),
+                ratio(l.db_hit_ratio),
                 us(&l.day_probe_us),
                 us(&l.full_walk_us),
                 us(&l.not_found_us)
@@ -122,9 +124,11 @@ pub fn render(r: &BenchReport) -> String {
             let label = format!("x {}/{}", g.to_size, g.from_size);
             let _ = writeln!(
                 out,
-                "  {:>13}  {:>10}  {:>10}  {:>10}  {:>10}",
+                "  {:>13}  {:>10}  {:>10}  {:>7}  {:>10}  {:>10}  {:>10}",
                 label,
                 ratio(g.db_hit),
+                "",
+                "",
                 ratio(g.day_probe),
                 ratio(g.full_walk),
                 ratio(g.not_found)
