@@ -20,6 +20,7 @@ pub mod backfill;
 pub mod bench;
 pub mod cli;
 pub mod clock;
+pub mod codex;
 pub mod consumers;
 pub mod entrypoints;
 pub mod events;
