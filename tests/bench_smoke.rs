@@ -15,6 +15,7 @@ fn tiny(work_dir: &std::path::Path) -> BenchOptions {
         lookup_samples: 2,
         gate_samples: 2,
         work_dir: Some(work_dir.to_path_buf()),
+        binary: Some(PathBuf::from(BIN)),
         contention: Some(ContentionOptions {
             binary: PathBuf::from(BIN),
             procs: vec![1, 2],

@@ -8,6 +8,7 @@
 //! - [`startup`]: the startup gate's cost on a complete DB against a bare open;
 //! - [`lookup`]: lookup latency by path (DB hit, day probe, full walk, not found) and its
 //!   growth with the home's size;
+//! - [`init_process`]: one real `init` process per size: time, peak RSS, DB size;
 //! - [`contention`]: N concurrent real `init` processes on one fresh DB;
 //! - [`overhead`]: the hook through which the scenario runner reports harness overhead.
 //!
@@ -19,6 +20,7 @@
 
 pub mod backfill;
 pub mod contention;
+pub mod init_process;
 pub mod lookup;
 pub mod overhead;
 pub mod same_work;
@@ -43,6 +45,14 @@ use workspace::{remove_dir, BenchHome, Workspace};
 pub const BACKFILL_RATIO_GOAL: f64 = 0.8;
 /// Size at which the backfill goal applies.
 pub const BACKFILL_GOAL_SIZE: usize = 100_000;
+/// Largest verified DB hit / raw verified hit ratio.
+pub const DB_HIT_RATIO_GOAL: f64 = 2.0;
+/// Largest all-ready time of N concurrent starts / that of the fewest.
+pub const CONTENTION_RATIO_GOAL: f64 = 1.2;
+/// Largest peak RSS of one `init` process, MiB.
+pub const RSS_GOAL_MB: f64 = 200.0;
+/// Largest catalog wall time / its waits.
+pub const HARNESS_OVERHEAD_GOAL: f64 = 1.3;
 /// Largest growth (largest size / smallest size) still called "about flat".
 pub const FLAT_GROWTH_LIMIT: f64 = 2.0;
 
@@ -61,6 +71,9 @@ pub struct BenchOptions {
     pub lookup_samples: usize,
     /// Samples of the startup gate and of the bare open.
     pub gate_samples: usize,
+    /// This crate's executable, for the families that spawn it (`init_process`);
+    /// `None` skips them.
+    pub binary: Option<PathBuf>,
     /// `None` skips the contention family.
     pub contention: Option<ContentionOptions>,
     /// Harness overhead, when the scenario runner has measured it.
@@ -79,6 +92,7 @@ impl BenchOptions {
             work_dir: None,
             lookup_samples: 100,
             gate_samples: 100,
+            binary: None,
             contention: None,
             harness_overhead: None,
             progress: false,
@@ -99,6 +113,7 @@ impl BenchOptions {
 
     /// Enables the contention family: 1, 2, 4, 8 processes of `binary` on 10,000 rollouts.
     pub fn with_contention(mut self, binary: PathBuf) -> Self {
+        self.binary = Some(binary.clone());
         self.contention = Some(ContentionOptions {
             binary,
             procs: vec![1, 2, 4, 8],
@@ -150,6 +165,8 @@ pub struct BenchReport {
     pub environment: Environment,
     pub homes: Vec<HomeFigures>,
     pub backfill: Vec<BackfillFigures>,
+    /// One real `init` process per size (peak RSS, DB size); empty without a binary.
+    pub init_process: Vec<init_process::InitProcessFigures>,
     pub startup_gate: Vec<StartupGateFigures>,
     pub lookup: Vec<LookupFigures>,
     /// Smallest to largest size, when at least two sizes were measured.
@@ -218,6 +235,7 @@ pub fn run_benchmarks(opts: &BenchOptions) -> BenchReport {
         },
         homes: Vec::new(),
         backfill: Vec::new(),
+        init_process: Vec::new(),
         startup_gate: Vec::new(),
         lookup: Vec::new(),
         lookup_growth: None,
@@ -257,6 +275,13 @@ pub fn run_benchmarks(opts: &BenchOptions) -> BenchReport {
         match backfill::measure(&ws, &mut home, repeats, &progress) {
             Ok(f) => report.backfill.push(f),
             Err(e) => record("backfill", &mut report.errors, e),
+        }
+        if let Some(binary) = &opts.binary {
+            progress.note(format!("init process: {size} rollouts"));
+            match init_process::measure(&ws, &home, binary) {
+                Ok(f) => report.init_process.push(f),
+                Err(e) => record("init process", &mut report.errors, e),
+            }
         }
         match startup::measure(&ws, &mut home, report.gate_samples, &progress) {
             Ok(f) => report.startup_gate.push(f),
@@ -408,6 +433,52 @@ fn goals(report: &BenchReport) -> Vec<Goal> {
             None => format!("not measured at {BACKFILL_GOAL_SIZE}"),
         },
     });
+    let hit_ratios: Vec<(usize, f64)> = report
+        .lookup
+        .iter()
+        .filter_map(|l| l.db_hit_ratio.map(|r| (l.size, r)))
+        .collect();
+    goals.push(worst_goal(
+        format!("verified DB hit <= {DB_HIT_RATIO_GOAL} x the raw verified hit at every size"),
+        &hit_ratios,
+        DB_HIT_RATIO_GOAL,
+        "rollouts",
+    ));
+    let ready_ratios: Vec<(usize, f64)> = report
+        .contention
+        .iter()
+        .flat_map(|c| c.runs.iter())
+        .filter_map(|r| r.ratio_to_fewest.map(|x| (r.procs, x)))
+        .collect();
+    goals.push(worst_goal(
+        format!("all-ready time of N concurrent starts <= {CONTENTION_RATIO_GOAL} x the fewest"),
+        &ready_ratios,
+        CONTENTION_RATIO_GOAL,
+        "processes",
+    ));
+    let rss: Vec<(usize, f64)> = report
+        .init_process
+        .iter()
+        .map(|p| (p.size, p.rss_peak_mb))
+        .collect();
+    goals.push(worst_goal(
+        format!("peak RSS of one init process <= {RSS_GOAL_MB} MB"),
+        &rss,
+        RSS_GOAL_MB,
+        "rollouts",
+    ));
+    let overhead: Vec<(usize, f64)> = report
+        .harness_overhead
+        .ratio
+        .map(|r| (0, r))
+        .into_iter()
+        .collect();
+    goals.push(worst_goal(
+        format!("catalog wall time <= {HARNESS_OVERHEAD_GOAL} x its waits"),
+        &overhead,
+        HARNESS_OVERHEAD_GOAL,
+        "",
+    ));
     for (name, growth) in [
         (
             "DB-hit lookup",
@@ -428,6 +499,23 @@ fn goals(report: &BenchReport) -> Vec<Goal> {
         });
     }
     goals
+}
+
+/// A goal met when the worst of `values` ((key, value), e.g. (size, ratio)) is <= `limit`.
+fn worst_goal(name: String, values: &[(usize, f64)], limit: f64, unit: &str) -> Goal {
+    let worst = values
+        .iter()
+        .copied()
+        .max_by(|a, b| a.1.total_cmp(&b.1));
+    Goal {
+        name,
+        met: worst.map(|(_, v)| v <= limit),
+        detail: match worst {
+            Some((_, v)) if unit.is_empty() => format!("{v:.2}"),
+            Some((k, v)) => format!("worst {v:.2} at {k} {unit}"),
+            None => "not measured".to_string(),
+        },
+    }
 }
 
 fn load_average() -> Option<[f64; 3]> {

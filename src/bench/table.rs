@@ -74,6 +74,25 @@ pub fn render(r: &BenchReport) -> String {
         }
     }
 
+    if !r.init_process.is_empty() {
+        let _ = writeln!(
+            out,
+            "\nOne `init` process on a fresh DB (spawn to exit; peak RSS from wait4)"
+        );
+        let _ = writeln!(
+            out,
+            "  {:>8}  {:>10}  {:>12}  {:>10}",
+            "rollouts", "secs", "peak RSS MB", "DB MB"
+        );
+        for p in &r.init_process {
+            let _ = writeln!(
+                out,
+                "  {:>8}  {:>10.3}  {:>12.1}  {:>10.1}",
+                p.size, p.backfill_secs, p.rss_peak_mb, p.db_size_mb
+            );
+        }
+    }
+
     if !r.startup_gate.is_empty() {
         let _ = writeln!(
             out,
@@ -142,7 +161,7 @@ pub fn render(r: &BenchReport) -> String {
         (Some(c), _) => {
             let _ = writeln!(
                 out,
-                "\nContention: N concurrent `init` processes, fresh DB over {} rollouts (median of {}; waiters poll every {} ms)",
+                "\nContention: N concurrent `init` processes, fresh DB over {} rollouts (median of {}; waiters wake on a commit, poll fallback {} ms)",
                 c.size, r.repeats, c.poll_interval_ms
             );
             let _ = writeln!(

@@ -123,6 +123,7 @@ pub fn bench(args: BenchArgs) -> ExitCode {
         }
         opts.work_dir = Some(dir.clone());
     }
+    opts.binary = std::env::current_exe().ok();
     if !args.no_contention {
         if args.procs.contains(&0) {
             return usage_error("--procs needs positive process counts, e.g. --procs 1,2,4,8");
