@@ -10,6 +10,7 @@
 //!   growth with the home's size;
 //! - [`init_process`]: one real `init` process per size: time, peak RSS, DB size;
 //! - [`contention`]: N concurrent real `init` processes on one fresh DB;
+//! - [`codex_peer`]: the same figures for the real Codex next to the reference (`peers.codex`);
 //! - [`overhead`]: the hook through which the scenario runner reports harness overhead.
 //!
 //! Every figure is a median over repeats ([`stats`]) and every ratio is taken against a
@@ -19,6 +20,7 @@
 //! asserted. [`table`] renders the report for a terminal.
 
 pub mod backfill;
+pub mod codex_peer;
 pub mod contention;
 pub mod init_process;
 pub mod lookup;
@@ -45,6 +47,8 @@ use workspace::{remove_dir, BenchHome, Workspace};
 pub const BACKFILL_RATIO_GOAL: f64 = 0.8;
 /// Size at which the backfill goal applies.
 pub const BACKFILL_GOAL_SIZE: usize = 100_000;
+/// Concurrent starts measured on both sides against Codex.
+const CODEX_PROCS: [usize; 3] = [1, 2, 4];
 /// Largest verified DB hit / raw verified hit ratio.
 pub const DB_HIT_RATIO_GOAL: f64 = 2.0;
 /// Largest all-ready time of N concurrent starts / that of the fewest.
@@ -76,6 +80,8 @@ pub struct BenchOptions {
     pub binary: Option<PathBuf>,
     /// `None` skips the contention family.
     pub contention: Option<ContentionOptions>,
+    /// Sizes at which the real Codex is measured side by side (`peers.codex`); empty skips.
+    pub codex_sizes: Vec<usize>,
     /// Harness overhead, when the scenario runner has measured it.
     pub harness_overhead: Option<HarnessOverheadInput>,
     /// Progress lines on stderr.
@@ -94,6 +100,7 @@ impl BenchOptions {
             gate_samples: 100,
             binary: None,
             contention: None,
+            codex_sizes: vec![10_000],
             harness_overhead: None,
             progress: false,
         }
@@ -145,6 +152,12 @@ pub struct HomeFigures {
     pub generate_secs: f64,
 }
 
+/// Other implementations measured side by side with the reference.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct Peers {
+    pub codex: codex_peer::CodexPeerReport,
+}
+
 /// A goal stated by the issue, and whether this run met it (`None`: not measured).
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Goal {
@@ -175,6 +188,7 @@ pub struct BenchReport {
     /// Why contention was not measured, when it was not.
     pub contention_skipped: Option<String>,
     pub harness_overhead: HarnessOverheadFigures,
+    pub peers: Peers,
     pub goals: Vec<Goal>,
     /// Correctness checks that failed while measuring (never timing).
     pub check_failures: Vec<String>,
@@ -242,6 +256,7 @@ pub fn run_benchmarks(opts: &BenchOptions) -> BenchReport {
         contention: None,
         contention_skipped: None,
         harness_overhead: overhead::figures(opts.harness_overhead.as_ref()),
+        peers: Peers::default(),
         goals: Vec::new(),
         check_failures: Vec::new(),
         errors: Vec::new(),
@@ -262,6 +277,7 @@ pub fn run_benchmarks(opts: &BenchOptions) -> BenchReport {
     };
     progress.note(format!("workspace {}", ws.path().display()));
     let contention_size = opts.contention.as_ref().map(|c| c.size);
+    let codex = codex_peers_setup(opts, &sizes, &mut report);
     let mut contended = false;
 
     let mut homes: Vec<BenchHome> = Vec::new();
@@ -291,6 +307,14 @@ pub fn run_benchmarks(opts: &BenchOptions) -> BenchReport {
             // Right away, before a larger home's generation loads the disk.
             contention_on(&ws, &home, opts, repeats, &progress, &mut report);
             contended = true;
+        }
+        if let (Some((bin, _)), Some(binary)) = (&codex, &opts.binary) {
+            if opts.codex_sizes.contains(&size) {
+                match codex_peer::measure(&ws, &home, bin, binary, &CODEX_PROCS, &progress) {
+                    Ok(f) => report.peers.codex.sizes.push(f),
+                    Err(e) => report.peers.codex.errors.push(format!("at {size} rollouts: {e}")),
+                }
+            }
         }
         homes.push(home);
     }
@@ -406,6 +430,34 @@ fn generate(
                 .push(format!("cannot generate a home of {size} rollouts: {e}"));
             None
         }
+    }
+}
+
+/// Finds Codex when some requested size is to be measured against it, or records why not.
+fn codex_peers_setup(
+    opts: &BenchOptions,
+    sizes: &[usize],
+    report: &mut BenchReport,
+) -> Option<(crate::codex::CodexBin, String)> {
+    let skip = |report: &mut BenchReport, why: String| {
+        report.peers.codex.skipped = Some(why);
+        None
+    };
+    if !opts.codex_sizes.iter().any(|s| sizes.contains(s)) {
+        return skip(
+            report,
+            format!("no Codex size among the run's sizes (Codex sizes: {:?})", opts.codex_sizes),
+        );
+    }
+    if opts.binary.is_none() {
+        return skip(report, "no statedb-harness binary to spawn".to_string());
+    }
+    match codex_peer::locate() {
+        Ok((bin, version)) => {
+            report.peers.codex.codex_version = Some(version.clone());
+            Some((bin, version))
+        }
+        Err(why) => skip(report, why),
     }
 }
 
