@@ -39,10 +39,13 @@ pub enum Variant {
     ListTimestampCursor,
     /// Write transactions begin DEFERRED (the `SQLITE_BUSY_SNAPSHOT` trap).
     DeferredWrites,
+    /// Listing and startup trust the index alone: rollouts added after the backfill are
+    /// never indexed, so no DB listing shows them.
+    ListTrustsIndex,
 }
 
 impl Variant {
-    pub const ALL: [Variant; 13] = [
+    pub const ALL: [Variant; 14] = [
         Variant::Reference,
         Variant::ConsumerLazyOpen,
         Variant::LookupTrustsDbPath,
@@ -56,6 +59,7 @@ impl Variant {
         Variant::ListDeletesStale,
         Variant::ListTimestampCursor,
         Variant::DeferredWrites,
+        Variant::ListTrustsIndex,
     ];
 
     pub fn name(self) -> &'static str {
@@ -73,6 +77,7 @@ impl Variant {
             Variant::ListDeletesStale => "list-deletes-stale",
             Variant::ListTimestampCursor => "list-timestamp-cursor",
             Variant::DeferredWrites => "deferred-writes",
+            Variant::ListTrustsIndex => "list-trusts-index",
         }
     }
 
@@ -104,6 +109,9 @@ impl Variant {
             Variant::ListTimestampCursor => "listing uses a timestamp-only cursor and loses ties",
             Variant::DeferredWrites => {
                 "write transactions begin DEFERRED (SQLITE_BUSY_SNAPSHOT trap)"
+            }
+            Variant::ListTrustsIndex => {
+                "listing trusts the index alone; rollouts added after the backfill stay unlisted"
             }
         }
     }

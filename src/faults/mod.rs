@@ -8,6 +8,7 @@
 //! (pauses, errors, deaths at named points) are failpoints (`crate::failpoints`); contention
 //! and clock skew come from workers.
 
+mod appear;
 mod db;
 mod files;
 mod home;
@@ -16,6 +17,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+pub use appear::Landing;
 pub use home::{HomeModel, ThreadEntry};
 
 /// Content of an unverifiable rollout.
@@ -90,6 +92,13 @@ pub enum Fault {
     SameTimestamp { threads: Vec<String> },
     /// The `backfill_state` singleton row is deleted.
     DeleteBackfillRow,
+    /// A new thread's rollout appears with no row (restored from a backup, copied from
+    /// another machine) next to `beside`'s, in a new day, or archived; alias `new<N>`.
+    NewRollout {
+        beside: String,
+        #[serde(default)]
+        into: Landing,
+    },
 }
 
 impl Fault {
@@ -114,6 +123,7 @@ impl Fault {
             Fault::GarbleHead { .. } => "garble_head",
             Fault::SameTimestamp { .. } => "same_timestamp",
             Fault::DeleteBackfillRow => "delete_backfill_row",
+            Fault::NewRollout { .. } => "new_rollout",
         }
     }
 
@@ -131,6 +141,7 @@ impl Fault {
             | Fault::DeleteFile { thread }
             | Fault::EmptyFile { thread }
             | Fault::GarbleHead { thread } => vec![thread],
+            Fault::NewRollout { beside, .. } => vec![beside],
             Fault::SameTimestamp { threads } => threads.iter().map(String::as_str).collect(),
             _ => vec![],
         }
@@ -148,6 +159,7 @@ impl Fault {
                 | Fault::DeleteFile { .. }
                 | Fault::EmptyFile { .. }
                 | Fault::GarbleHead { .. }
+                | Fault::NewRollout { .. }
         )
     }
 
@@ -188,6 +200,7 @@ impl Fault {
             Fault::GarbleHead { thread } => files::garble_head(home, thread),
             Fault::SameTimestamp { threads } => db::same_timestamp(home, threads),
             Fault::DeleteBackfillRow => db::delete_backfill_row(home),
+            Fault::NewRollout { beside, into } => appear::new_rollout(home, beside, *into),
         }
     }
 }
@@ -244,5 +257,9 @@ pub const FAULT_KINDS: &[(&str, &str)] = &[
     (
         "delete_backfill_row",
         "the backfill_state singleton row deleted",
+    ),
+    (
+        "new_rollout",
+        "a new thread's rollout appears after indexing, with no row (restored/copied)",
     ),
 ];

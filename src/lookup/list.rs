@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, SecondsFormat, Utc};
 use uuid::Uuid;
 
+use crate::backfill::reconcile::reconcile_or_warn;
 use crate::rollout::head::read_session_meta_head;
 use crate::rollout::layout::Root;
 use crate::rollout::search::collect_rollout_files;
@@ -121,7 +122,14 @@ pub fn list_threads(
         .transpose()?
         .map(|c| c.0);
     match handle {
-        Some(rt) => list_db(rt, req, anchor),
+        Some(rt) => {
+            // The first page first indexes rollouts that appeared behind the DB's back,
+            // so the listing shows every rollout of its scope (later pages keep the set).
+            if req.cursor.is_none() {
+                reconcile_or_warn(rt, "list_threads");
+            }
+            list_db(rt, req, anchor)
+        }
         None => Ok(list_files(codex_home, req, anchor)),
     }
 }

@@ -112,6 +112,11 @@ pub fn try_init(ctx: &Arc<ProcessContext>, cfg: &StateDbConfig) -> Result<InitRe
         })?;
     match wait_for_backfill_gate(&rt, cfg) {
         Ok(report) => {
+            // Rollouts that appeared after the backfill completed get their rows now (a
+            // process that just ran the backfill has scanned the roots itself).
+            if !report.backfill.ran {
+                crate::backfill::reconcile::reconcile_or_warn(&report.handle, "startup");
+            }
             ctx.emit(
                 kinds::GATE_READY,
                 json!({"waited_ms": report.waited.as_millis() as u64, "ran": report.backfill.ran}),
