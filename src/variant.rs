@@ -42,10 +42,14 @@ pub enum Variant {
     /// Listing and startup trust the index alone: rollouts added after the backfill are
     /// never indexed, so no DB listing shows them.
     ListTrustsIndex,
+    /// The listing built from the files shows a thread once per file claiming its id.
+    ListFilesDuplicates,
+    /// Archive renames onto an existing archived file of the same name (losing it).
+    ArchiveOverwrites,
 }
 
 impl Variant {
-    pub const ALL: [Variant; 14] = [
+    pub const ALL: [Variant; 16] = [
         Variant::Reference,
         Variant::ConsumerLazyOpen,
         Variant::LookupTrustsDbPath,
@@ -60,6 +64,8 @@ impl Variant {
         Variant::ListTimestampCursor,
         Variant::DeferredWrites,
         Variant::ListTrustsIndex,
+        Variant::ListFilesDuplicates,
+        Variant::ArchiveOverwrites,
     ];
 
     pub fn name(self) -> &'static str {
@@ -78,6 +84,8 @@ impl Variant {
             Variant::ListTimestampCursor => "list-timestamp-cursor",
             Variant::DeferredWrites => "deferred-writes",
             Variant::ListTrustsIndex => "list-trusts-index",
+            Variant::ListFilesDuplicates => "list-files-duplicates",
+            Variant::ArchiveOverwrites => "archive-overwrites",
         }
     }
 
@@ -112,6 +120,12 @@ impl Variant {
             }
             Variant::ListTrustsIndex => {
                 "listing trusts the index alone; rollouts added after the backfill stay unlisted"
+            }
+            Variant::ListFilesDuplicates => {
+                "file listing shows a thread once per file that claims its id"
+            }
+            Variant::ArchiveOverwrites => {
+                "archive renames onto an existing archived file of the same name"
             }
         }
     }

@@ -12,7 +12,10 @@ use uuid::Uuid;
 
 use crate::backfill::reconcile::reconcile_or_warn;
 use crate::rollout::head::read_session_meta_head;
-use crate::rollout::layout::Root;
+use crate::process::ProcessContext;
+use crate::rollout::layout::{
+    active_rollout_path, archived_rollout_path, parse_rollout_file_name, Root,
+};
 use crate::rollout::search::collect_rollout_files;
 use crate::state::threads::{self, Anchor, SortKey};
 use crate::state::{StateDbHandle, StateError};
@@ -115,6 +118,26 @@ pub fn list_threads(
     codex_home: &Path,
     req: &ListRequest,
 ) -> Result<ListPage, ListError> {
+    let variant = handle.map_or(Variant::Reference, |h| h.context().variant());
+    list_threads_as(variant, handle, codex_home, req)
+}
+
+/// [`list_threads`] in a process running `variant` (which matters even without a handle).
+pub fn list_threads_in(
+    ctx: &ProcessContext,
+    handle: Option<&StateDbHandle>,
+    codex_home: &Path,
+    req: &ListRequest,
+) -> Result<ListPage, ListError> {
+    list_threads_as(ctx.variant(), handle, codex_home, req)
+}
+
+fn list_threads_as(
+    variant: Variant,
+    handle: Option<&StateDbHandle>,
+    codex_home: &Path,
+    req: &ListRequest,
+) -> Result<ListPage, ListError> {
     let anchor = req
         .cursor
         .as_deref()
@@ -130,7 +153,7 @@ pub fn list_threads(
             }
             list_db(rt, req, anchor)
         }
-        None => Ok(list_files(codex_home, req, anchor)),
+        None => Ok(list_files(codex_home, req, anchor, variant)),
     }
 }
 
@@ -211,18 +234,35 @@ fn list_db(
     Ok(page)
 }
 
-fn list_files(codex_home: &Path, req: &ListRequest, anchor: Option<Anchor>) -> ListPage {
+fn list_files(
+    codex_home: &Path,
+    req: &ListRequest,
+    anchor: Option<Anchor>,
+    variant: Variant,
+) -> ListPage {
     let root = if req.archived {
         Root::Archived
     } else {
         Root::Active
     };
     let (files, _warnings) = collect_rollout_files(&root.dir(codex_home));
-    let mut rows: Vec<(i64, Uuid, ListItem)> = files
+    let files: Vec<(PathBuf, Uuid)> = files
         .into_iter()
         .filter_map(|path| {
+            let id = read_session_meta_head(&path).ok()?.thread_id()?;
+            Some((path, id))
+        })
+        .collect();
+    let files = if variant == Variant::ListFilesDuplicates {
+        // Seeded bug: every file claiming an id is its own item.
+        files
+    } else {
+        one_file_per_thread(codex_home, root, files)
+    };
+    let mut rows: Vec<(i64, Uuid, ListItem)> = files
+        .into_iter()
+        .filter_map(|(path, id)| {
             let head = read_session_meta_head(&path).ok()?;
-            let id = head.thread_id()?;
             let created = head
                 .timestamp
                 .as_deref()
@@ -264,4 +304,41 @@ fn list_files(codex_home: &Path, req: &ListRequest, anchor: Option<Anchor>) -> L
         stale: Vec::new(),
         pruned: Vec::new(),
     }
+}
+
+/// Several files can claim one thread (a copy restored next to the original): the file
+/// listing shows the thread once, from the file at its canonical place (dated directory
+/// matching its name, or flat in the archive), else the greatest path — the same file an
+/// exact-UUID lookup prefers.
+fn one_file_per_thread(
+    codex_home: &Path,
+    root: Root,
+    files: Vec<(PathBuf, Uuid)>,
+) -> Vec<(PathBuf, Uuid)> {
+    let mut best: std::collections::BTreeMap<Uuid, PathBuf> = std::collections::BTreeMap::new();
+    for (path, id) in files {
+        let rank = |p: &Path| (is_canonical(codex_home, root, p), p.to_path_buf());
+        match best.get(&id) {
+            Some(kept) if rank(kept) >= rank(&path) => {}
+            _ => {
+                best.insert(id, path);
+            }
+        }
+    }
+    best.into_iter().map(|(id, path)| (path, id)).collect()
+}
+
+fn is_canonical(codex_home: &Path, root: Root, path: &Path) -> bool {
+    let Some(parsed) = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .and_then(parse_rollout_file_name)
+    else {
+        return false;
+    };
+    let expected = match root {
+        Root::Active => active_rollout_path(codex_home, parsed.timestamp, parsed.id),
+        Root::Archived => archived_rollout_path(codex_home, parsed.timestamp, parsed.id),
+    };
+    expected == path
 }

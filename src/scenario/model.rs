@@ -218,6 +218,8 @@ pub enum Role {
     Writer,
     /// Hold a write transaction on the DB for `hold`.
     LockHolder,
+    /// Startup, then archive (or unarchive) one thread through the thread store.
+    Archive,
     /// Commit one small write transaction (a racing writer).
     Commit,
     /// Run an entrypoint's consumer wiring over the home's threads.
@@ -368,6 +370,16 @@ pub enum Step {
         page_size: Option<usize>,
         #[serde(default, skip_serializing_if = "is_default")]
         prune: bool,
+        #[serde(default, skip_serializing_if = "is_default")]
+        handle: HandleMode,
+        #[serde(default, skip_serializing_if = "is_default")]
+        expect: Expect,
+    },
+    /// Archive (or with `unarchive`, unarchive) a thread in a fresh one-shot process context.
+    Archive {
+        thread: String,
+        #[serde(default, skip_serializing_if = "is_default")]
+        unarchive: bool,
         #[serde(default, skip_serializing_if = "is_default")]
         handle: HandleMode,
         #[serde(default, skip_serializing_if = "is_default")]
@@ -642,7 +654,7 @@ impl Scenario {
                         return Err(format!("{at}: fault '{fault}' is applied at setup; declare it with at = \"step\""));
                     }
                 }
-                Step::Lookup { thread, expect, .. } => {
+                Step::Lookup { thread, expect, .. } | Step::Archive { thread, expect, .. } => {
                     check_alias(thread, &at)?;
                     check_expect(expect, &at, &check_alias)?;
                 }

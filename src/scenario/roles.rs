@@ -54,6 +54,9 @@ pub struct WorkerPlan {
     pub page_size: Option<usize>,
     pub list_archived: bool,
     pub prune: bool,
+    /// archive: move the thread back out of the archive instead.
+    #[serde(default)]
+    pub unarchive: bool,
     pub entrypoint: Option<String>,
     pub seed: u64,
 }
@@ -142,6 +145,16 @@ pub fn run_role<L: StateLayer>(
         Role::List => role_list(layer, ctx, plan, &mut out),
         Role::Writer => role_writer(layer, ctx, plan),
         Role::LockHolder => role_lock_holder(ctx, plan),
+        Role::Archive => {
+            let handle = obtain(layer, ctx, plan, &mut out);
+            match plan.threads.first() {
+                Some((_, id)) => layer
+                    .archive(ctx, handle.as_ref(), &plan.codex_home, *id, plan.unarchive)
+                    .map(|moved| ctx.emit("archived", json!({"moved": moved})))
+                    .map_err(|e| e.message),
+                None => Err("archive needs a thread".to_string()),
+            }
+        }
         Role::Commit => role_commit(ctx, plan),
         Role::Entrypoint => {
             let kind = plan.entrypoint.clone().unwrap_or_default();

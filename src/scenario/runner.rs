@@ -464,6 +464,7 @@ impl<'a, L: StateLayer> Run<'a, L> {
             page_size: spec.and_then(|s| s.page_size),
             list_archived: false,
             prune: false,
+            unarchive: false,
             entrypoint: spec.and_then(|s| s.entrypoint.clone()),
             seed: self.opts.seed,
         })
@@ -688,6 +689,23 @@ impl<'a, L: StateLayer> Run<'a, L> {
                     .await?;
                 Ok(self.expect(expect, &out))
             }
+            Step::Archive {
+                thread,
+                unarchive,
+                handle,
+                expect,
+            } => {
+                let id = self.home.thread(thread)?.id;
+                let (alias, unarchive, handle) = (thread.clone(), *unarchive, *handle);
+                let out = self
+                    .one_shot(Role::Archive, move |p| {
+                        p.threads = vec![(alias, id)];
+                        p.unarchive = unarchive;
+                        p.handle = handle;
+                    })
+                    .await?;
+                Ok(self.expect(expect, &out))
+            }
             Step::Entrypoint { entrypoint, expect } => {
                 let kind = entrypoint.clone();
                 let ids: Vec<(String, Uuid)> = self
@@ -907,6 +925,9 @@ pub fn step_label(step: &Step) -> String {
             format!("lookup {thread}{scope}{handle}")
         }
         Step::List { .. } => "list".into(),
+        Step::Archive {
+            thread, unarchive, ..
+        } => format!("{} {thread}", if *unarchive { "unarchive" } else { "archive" }),
         Step::Entrypoint { entrypoint, .. } => format!("entrypoint {entrypoint}"),
         Step::ExpectRow { thread, .. } => format!("expect_row {thread}"),
         Step::ExpectBackfill { .. } => "expect_backfill".into(),
