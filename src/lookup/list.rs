@@ -7,7 +7,7 @@
 
 use std::path::{Path, PathBuf};
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, NaiveDateTime, SecondsFormat, Utc};
 use uuid::Uuid;
 
 use crate::backfill::reconcile::reconcile_or_warn;
@@ -65,13 +65,15 @@ pub struct ListPage {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ListError {
-    #[error("invalid cursor: {0} (expected the next_cursor of a previous page, like 2026-01-27T12:34:56.000Z|<uuid>)")]
+    #[error("invalid cursor: {0} (expected the next_cursor of a previous page: `<RFC 3339 timestamp>|<uuid>` like 2026-01-27T12:34:56.000Z|<uuid>, a bare RFC 3339 timestamp, or Codex's file-name form 2026-01-27T12-34-56)")]
     InvalidCursor(String),
     #[error(transparent)]
     State(#[from] StateError),
 }
 
-/// A decoded cursor: `RFC3339-with-ms|uuid`, or a bare timestamp (the weak legacy form).
+/// A decoded cursor: `RFC3339-with-ms|uuid` (the keyset form Codex's newer versions hand
+/// out too), or a bare timestamp — RFC 3339 or Codex's file-name form
+/// `YYYY-MM-DDThh-mm-ss` (UTC) — the weak timestamp-only form older clients hold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Cursor(pub Anchor);
 
@@ -90,12 +92,19 @@ impl Cursor {
             Some((ts, id)) => (ts, Some(Uuid::parse_str(id).map_err(|_| bad())?)),
             None => (text, None),
         };
-        let ts_ms = DateTime::parse_from_rfc3339(ts)
-            .map_err(|_| bad())?
-            .timestamp_millis();
+        let ts_ms = match DateTime::parse_from_rfc3339(ts) {
+            Ok(t) => t.timestamp_millis(),
+            Err(_) => NaiveDateTime::parse_from_str(ts, FILE_NAME_TIME)
+                .map_err(|_| bad())?
+                .and_utc()
+                .timestamp_millis(),
+        };
         Ok(Cursor(Anchor { ts_ms, id }))
     }
 }
+
+/// The timestamp form of rollout file names, which Codex also accepts as a cursor (UTC).
+const FILE_NAME_TIME: &str = "%Y-%m-%dT%H-%M-%S";
 
 fn format_ms(ms: i64) -> String {
     DateTime::<Utc>::from_timestamp_millis(ms)
@@ -341,4 +350,36 @@ fn is_canonical(codex_home: &Path, root: Root, path: &Path) -> bool {
         Root::Archived => archived_rollout_path(codex_home, parsed.timestamp, parsed.id),
     };
     expected == path
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursor_accepts_codexs_keyset_form_and_reencodes_it() {
+        let id = Uuid::parse_str("019bffa1-3c5e-7d20-9a4b-2f6c1e8d0b17").unwrap();
+        let text = format!("2026-01-27T12:34:56.801Z|{id}");
+        let c = Cursor::parse(&text).unwrap();
+        assert_eq!(c.0.id, Some(id));
+        assert_eq!(Cursor::encode(c.0.ts_ms, c.0.id), text);
+    }
+
+    #[test]
+    fn cursor_accepts_the_file_name_form_as_utc_seconds() {
+        let c = Cursor::parse("2026-01-27T12-34-56").unwrap();
+        let want = DateTime::parse_from_rfc3339("2026-01-27T12:34:56Z").unwrap();
+        assert_eq!(c.0, Anchor { ts_ms: want.timestamp_millis(), id: None });
+        let keyed = Cursor::parse("2026-01-27T12-34-56|019bffa1-3c5e-7d20-9a4b-2f6c1e8d0b17").unwrap();
+        assert_eq!(keyed.0.ts_ms, want.timestamp_millis());
+        assert!(keyed.0.id.is_some());
+    }
+
+    #[test]
+    fn a_malformed_cursor_names_the_accepted_forms() {
+        for bad in ["yesterday", "2026-01-27T12-34", "2026-01-27T12:34:56Z|not-a-uuid"] {
+            let err = Cursor::parse(bad).unwrap_err().to_string();
+            assert!(err.contains(bad) && err.contains("2026-01-27T12-34-56"), "{err}");
+        }
+    }
 }

@@ -370,6 +370,9 @@ pub enum Step {
         page_size: Option<usize>,
         #[serde(default, skip_serializing_if = "is_default")]
         prune: bool,
+        /// Start from this cursor (any form a client may hold) instead of the first page.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cursor: Option<String>,
         #[serde(default, skip_serializing_if = "is_default")]
         handle: HandleMode,
         #[serde(default, skip_serializing_if = "is_default")]

@@ -317,6 +317,7 @@ impl Writer {
                 archived: *archived,
                 page_size: Some(*page_size),
                 prune: false,
+                cursor: None,
                 handle: *handle,
                 expect: Expect {
                     ok: Some(true),

@@ -54,6 +54,9 @@ pub struct WorkerPlan {
     pub page_size: Option<usize>,
     pub list_archived: bool,
     pub prune: bool,
+    /// list: the cursor of the first page requested (`None`: the first page).
+    #[serde(default)]
+    pub cursor: Option<String>,
     /// archive: move the thread back out of the archive instead.
     #[serde(default)]
     pub unarchive: bool,
@@ -266,7 +269,7 @@ fn role_list<L: StateLayer>(
         archived: plan.list_archived,
         ..Default::default()
     };
-    let mut cursor = None;
+    let mut cursor = plan.cursor.clone();
     loop {
         let req = ListRequest {
             archived: plan.list_archived,

@@ -465,6 +465,7 @@ impl<'a, L: StateLayer> Run<'a, L> {
             list_archived: false,
             prune: false,
             unarchive: false,
+            cursor: None,
             entrypoint: spec.and_then(|s| s.entrypoint.clone()),
             seed: self.opts.seed,
         })
@@ -675,15 +676,18 @@ impl<'a, L: StateLayer> Run<'a, L> {
                 archived,
                 page_size,
                 prune,
+                cursor,
                 handle,
                 expect,
             } => {
                 let (archived, page_size, prune, handle) = (*archived, *page_size, *prune, *handle);
+                let cursor = cursor.clone();
                 let out = self
                     .one_shot(Role::List, move |p| {
                         p.list_archived = archived;
                         p.page_size = page_size;
                         p.prune = prune;
+                        p.cursor = cursor;
                         p.handle = handle;
                     })
                     .await?;
