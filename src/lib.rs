@@ -14,6 +14,7 @@
 //!   DB-only consumers; each takes the process's `Option<StateDbHandle>`, none opens one.
 //! - `entrypoints` — cli / exec / app-server / mcp-server: initialise the handle once and
 //!   wire the consumers.
+//! - `sqlite_home` — where the DB lives, and whether a handle answers for a home.
 //! - `fixture` — deterministic homes; `cli` — the command line.
 
 pub mod backfill;
@@ -32,6 +33,7 @@ pub mod mutants;
 pub mod process;
 pub mod rollout;
 pub mod scenario;
+pub mod sqlite_home;
 pub mod state;
 pub mod state_db;
 pub mod thread;

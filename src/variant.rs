@@ -46,10 +46,12 @@ pub enum Variant {
     ListFilesDuplicates,
     /// Archive renames onto an existing archived file of the same name (losing it).
     ArchiveOverwrites,
+    /// Lookup and listing use a handle opened for another codex home (Codex only warns).
+    HandleHomeUnchecked,
 }
 
 impl Variant {
-    pub const ALL: [Variant; 16] = [
+    pub const ALL: [Variant; 17] = [
         Variant::Reference,
         Variant::ConsumerLazyOpen,
         Variant::LookupTrustsDbPath,
@@ -66,6 +68,7 @@ impl Variant {
         Variant::ListTrustsIndex,
         Variant::ListFilesDuplicates,
         Variant::ArchiveOverwrites,
+        Variant::HandleHomeUnchecked,
     ];
 
     pub fn name(self) -> &'static str {
@@ -86,6 +89,7 @@ impl Variant {
             Variant::ListTrustsIndex => "list-trusts-index",
             Variant::ListFilesDuplicates => "list-files-duplicates",
             Variant::ArchiveOverwrites => "archive-overwrites",
+            Variant::HandleHomeUnchecked => "handle-home-unchecked",
         }
     }
 
@@ -126,6 +130,9 @@ impl Variant {
             }
             Variant::ArchiveOverwrites => {
                 "archive renames onto an existing archived file of the same name"
+            }
+            Variant::HandleHomeUnchecked => {
+                "lookup and listing use a handle opened for another codex home"
             }
         }
     }

@@ -13,6 +13,7 @@ use uuid::Uuid;
 use crate::backfill::reconcile::reconcile_or_warn;
 use crate::rollout::head::read_session_meta_head;
 use crate::process::ProcessContext;
+use crate::sqlite_home::handle_for;
 use crate::rollout::layout::{
     active_rollout_path, archived_rollout_path, parse_rollout_file_name, Root,
 };
@@ -153,7 +154,7 @@ fn list_threads_as(
         .map(Cursor::parse)
         .transpose()?
         .map(|c| c.0);
-    match handle {
+    match handle_for(handle, codex_home, "list_threads") {
         Some(rt) => {
             // The first page first indexes rollouts that appeared behind the DB's back,
             // so the listing shows every rollout of its scope (later pages keep the set).

@@ -357,6 +357,9 @@ pub enum Step {
         thread: String,
         #[serde(default, skip_serializing_if = "is_default")]
         scope: Scope,
+        /// Ask about another (empty) codex home with this process's handle.
+        #[serde(default, skip_serializing_if = "is_default")]
+        ask_other_home: bool,
         #[serde(default, skip_serializing_if = "is_default")]
         handle: HandleMode,
         #[serde(default, skip_serializing_if = "is_default")]
@@ -370,6 +373,9 @@ pub enum Step {
         page_size: Option<usize>,
         #[serde(default, skip_serializing_if = "is_default")]
         prune: bool,
+        /// Ask about another (empty) codex home with this process's handle.
+        #[serde(default, skip_serializing_if = "is_default")]
+        ask_other_home: bool,
         /// Start from this cursor (any form a client may hold) instead of the first page.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         cursor: Option<String>,

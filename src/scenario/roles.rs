@@ -54,6 +54,9 @@ pub struct WorkerPlan {
     pub page_size: Option<usize>,
     pub list_archived: bool,
     pub prune: bool,
+    /// lookup/list: the codex home asked about, when not the handle's own.
+    #[serde(default)]
+    pub ask_home: Option<PathBuf>,
     /// list: the cursor of the first page requested (`None`: the first page).
     #[serde(default)]
     pub cursor: Option<String>,
@@ -244,7 +247,7 @@ fn role_lookup<L: StateLayer>(
             let r = layer.lookup(
                 ctx,
                 handle.as_ref(),
-                &plan.codex_home,
+                plan.ask_home.as_ref().unwrap_or(&plan.codex_home),
                 &id.to_string(),
                 plan.scope,
             );
@@ -279,7 +282,12 @@ fn role_list<L: StateLayer>(
             prune: plan.prune,
         };
         let page = layer
-            .list(ctx, handle.as_ref(), &plan.codex_home, &req)
+            .list(
+                ctx,
+                handle.as_ref(),
+                plan.ask_home.as_ref().unwrap_or(&plan.codex_home),
+                &req,
+            )
             .map_err(|e| e.message)?;
         summary.pages += 1;
         summary.items.extend(page.items.iter().map(|i| i.thread_id));

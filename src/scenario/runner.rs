@@ -275,6 +275,16 @@ impl<'a, L: StateLayer> Run<'a, L> {
         }
     }
 
+    /// An empty codex home beside the scenario's, for steps asking about another home.
+    fn other_home(&self, wanted: bool) -> Result<Option<PathBuf>, String> {
+        if !wanted {
+            return Ok(None);
+        }
+        let dir = self.dir.join("other-home");
+        std::fs::create_dir_all(dir.join("sessions")).map_err(|e| format!("{}: {e}", dir.display()))?;
+        Ok(Some(dir))
+    }
+
     fn release_dir(&self) -> PathBuf {
         self.dir.join("release")
     }
@@ -466,6 +476,7 @@ impl<'a, L: StateLayer> Run<'a, L> {
             prune: false,
             unarchive: false,
             cursor: None,
+            ask_home: None,
             entrypoint: spec.and_then(|s| s.entrypoint.clone()),
             seed: self.opts.seed,
         })
@@ -658,16 +669,19 @@ impl<'a, L: StateLayer> Run<'a, L> {
             Step::Lookup {
                 thread,
                 scope,
+                ask_other_home,
                 handle,
                 expect,
             } => {
                 let id = self.home.thread(thread)?.id;
                 let (alias, scope, handle) = (thread.clone(), *scope, *handle);
+                let ask_home = self.other_home(*ask_other_home)?;
                 let out = self
                     .one_shot(Role::Lookup, move |p| {
                         p.threads = vec![(alias, id)];
                         p.scope = scope;
                         p.handle = handle;
+                        p.ask_home = ask_home;
                     })
                     .await?;
                 Ok(self.expect(expect, &out))
@@ -676,18 +690,21 @@ impl<'a, L: StateLayer> Run<'a, L> {
                 archived,
                 page_size,
                 prune,
+                ask_other_home,
                 cursor,
                 handle,
                 expect,
             } => {
                 let (archived, page_size, prune, handle) = (*archived, *page_size, *prune, *handle);
                 let cursor = cursor.clone();
+                let ask_home = self.other_home(*ask_other_home)?;
                 let out = self
                     .one_shot(Role::List, move |p| {
                         p.list_archived = archived;
                         p.page_size = page_size;
                         p.prune = prune;
                         p.cursor = cursor;
+                        p.ask_home = ask_home;
                         p.handle = handle;
                     })
                     .await?;
