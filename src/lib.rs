@@ -8,6 +8,7 @@
 //!   implementation variant and the handle registry.
 //! - `thread` — the thread record; `rollout` — the files, which are the truth.
 //! - `state` — the SQLite runtime, schema, `threads` and `backfill_state` (fenced lease).
+//! - `recovery` — a damaged DB set aside, its DB-only values salvaged and carried over.
 //! - `backfill` — the lease-guarded scan; `state_db` — `init` / `try_init` / `open_existing`.
 //! - `lookup` — verified path lookup, read-repair, listing.
 //! - `consumers` — thread store, thread manager and sessions, name lookup, resume-last,
@@ -31,6 +32,7 @@ pub mod layer;
 pub mod lookup;
 pub mod mutants;
 pub mod process;
+pub mod recovery;
 pub mod rollout;
 pub mod scenario;
 pub mod sqlite_home;

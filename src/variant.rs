@@ -48,10 +48,14 @@ pub enum Variant {
     ArchiveOverwrites,
     /// Lookup and listing use a handle opened for another codex home (Codex only warns).
     HandleHomeUnchecked,
+    /// Recovery from a damaged DB rebuilds without carrying over names and other DB-only values.
+    RecoveryDropsDbOnly,
+    /// Recovery deletes the damaged DB instead of keeping it as a backup.
+    RecoveryDeletesDamaged,
 }
 
 impl Variant {
-    pub const ALL: [Variant; 17] = [
+    pub const ALL: [Variant; 19] = [
         Variant::Reference,
         Variant::ConsumerLazyOpen,
         Variant::LookupTrustsDbPath,
@@ -69,6 +73,8 @@ impl Variant {
         Variant::ListFilesDuplicates,
         Variant::ArchiveOverwrites,
         Variant::HandleHomeUnchecked,
+        Variant::RecoveryDropsDbOnly,
+        Variant::RecoveryDeletesDamaged,
     ];
 
     pub fn name(self) -> &'static str {
@@ -90,6 +96,8 @@ impl Variant {
             Variant::ListFilesDuplicates => "list-files-duplicates",
             Variant::ArchiveOverwrites => "archive-overwrites",
             Variant::HandleHomeUnchecked => "handle-home-unchecked",
+            Variant::RecoveryDropsDbOnly => "recovery-drops-db-only",
+            Variant::RecoveryDeletesDamaged => "recovery-deletes-damaged",
         }
     }
 
@@ -134,6 +142,10 @@ impl Variant {
             Variant::HandleHomeUnchecked => {
                 "lookup and listing use a handle opened for another codex home"
             }
+            Variant::RecoveryDropsDbOnly => {
+                "rebuilding a damaged DB loses thread names and other DB-only values"
+            }
+            Variant::RecoveryDeletesDamaged => "recovery deletes the damaged DB instead of keeping it",
         }
     }
 

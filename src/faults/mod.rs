@@ -12,12 +12,14 @@ mod appear;
 mod db;
 mod files;
 mod home;
+mod pages;
 
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
 pub use appear::Landing;
+pub use pages::PageDamage;
 pub use home::{HomeModel, ThreadEntry};
 
 /// Content of an unverifiable rollout.
@@ -99,6 +101,16 @@ pub enum Fault {
         #[serde(default)]
         into: Landing,
     },
+    /// The DB stays a SQLite file, but the `threads` leaf page holding `thread`'s row (or,
+    /// without `thread`, the schema page) is torn or overwritten.
+    /// The row of `thread` gets a user-given name (`title`) that no rollout holds.
+    DbOnlyTitle { thread: String, title: String },
+    DamagePage {
+        #[serde(default)]
+        thread: Option<String>,
+        #[serde(default)]
+        how: PageDamage,
+    },
 }
 
 impl Fault {
@@ -124,6 +136,8 @@ impl Fault {
             Fault::SameTimestamp { .. } => "same_timestamp",
             Fault::DeleteBackfillRow => "delete_backfill_row",
             Fault::NewRollout { .. } => "new_rollout",
+            Fault::DamagePage { .. } => "damage_page",
+            Fault::DbOnlyTitle { .. } => "db_only_title",
         }
     }
 
@@ -142,6 +156,8 @@ impl Fault {
             | Fault::EmptyFile { thread }
             | Fault::GarbleHead { thread } => vec![thread],
             Fault::NewRollout { beside, .. } => vec![beside],
+            Fault::DamagePage { thread, .. } => thread.iter().map(String::as_str).collect(),
+            Fault::DbOnlyTitle { thread, .. } => vec![thread],
             Fault::SameTimestamp { threads } => threads.iter().map(String::as_str).collect(),
             _ => vec![],
         }
@@ -201,6 +217,8 @@ impl Fault {
             Fault::SameTimestamp { threads } => db::same_timestamp(home, threads),
             Fault::DeleteBackfillRow => db::delete_backfill_row(home),
             Fault::NewRollout { beside, into } => appear::new_rollout(home, beside, *into),
+            Fault::DamagePage { thread, how } => pages::damage_page(home, thread.as_deref(), *how),
+            Fault::DbOnlyTitle { thread, title } => db::set_title(home, thread, title),
         }
     }
 }
@@ -261,5 +279,13 @@ pub const FAULT_KINDS: &[(&str, &str)] = &[
     (
         "new_rollout",
         "a new thread's rollout appears after indexing, with no row (restored/copied)",
+    ),
+    (
+        "db_only_title",
+        "a thread gets a user-given name stored only in the DB",
+    ),
+    (
+        "damage_page",
+        "a threads leaf page (or the schema page) torn or overwritten; still a SQLite file",
     ),
 ];

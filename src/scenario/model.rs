@@ -490,6 +490,9 @@ pub enum Oracle {
     NoDbFile,
     /// Exactly one worker completed a backfill (from the event log).
     OneBackfillRun,
+    /// The bytes a DB-damaging fault left are kept in a `state_5.sqlite.corrupt-*` file
+    /// next to the DB.
+    DamagedDbKept,
 }
 
 /// A scenario load error: the file and what is wrong, with line and column when known.
