@@ -146,7 +146,10 @@ pub trait StateLayer: Send + Sync + 'static {
         _id: Uuid,
         _unarchive: bool,
     ) -> Result<String, LayerError> {
-        Err(LayerError::new(format!("{} does not implement archive", self.name())))
+        Err(LayerError::new(format!(
+            "{} does not implement archive",
+            self.name()
+        )))
     }
 
     /// Indexes one rollout file (what a live writer does after appending).
@@ -298,16 +301,22 @@ impl StateLayer for ReferenceLayer {
         id: Uuid,
         unarchive: bool,
     ) -> Result<String, LayerError> {
-        let provider = handle.map_or("openai", |h| h.default_provider()).to_string();
-        let store = LocalThreadStore::new(codex_home, provider, handle.cloned())
-            .with_process(ctx.clone());
+        let provider = handle
+            .map_or("openai", |h| h.default_provider())
+            .to_string();
+        let store =
+            LocalThreadStore::new(codex_home, provider, handle.cloned()).with_process(ctx.clone());
         let moved = if unarchive {
             store.unarchive_thread(id)
         } else {
             store.archive_thread(id)
         }
         .map_err(|e| LayerError::new(e.to_string()))?;
-        Ok(format!("{} -> {}", moved.from.display(), moved.to.display()))
+        Ok(format!(
+            "{} -> {}",
+            moved.from.display(),
+            moved.to.display()
+        ))
     }
 
     fn index_rollout(&self, handle: &StateDbHandle, path: &Path) -> Result<(), LayerError> {

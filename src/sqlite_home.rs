@@ -54,7 +54,8 @@ pub fn handle_for<'a>(
     during: &str,
 ) -> Option<&'a StateDbHandle> {
     let rt = handle?;
-    if rt.context().variant() == Variant::HandleHomeUnchecked || same_dir(rt.codex_home(), codex_home)
+    if rt.context().variant() == Variant::HandleHomeUnchecked
+        || same_dir(rt.codex_home(), codex_home)
     {
         return Some(rt);
     }
@@ -83,7 +84,10 @@ mod tests {
     fn explicit_wins_then_desktop_then_codex_home() {
         let dir = tempfile::tempdir().unwrap();
         let home = dir.path();
-        assert_eq!(resolve_sqlite_home(home, None), (home.to_path_buf(), SqliteHomeSource::CodexHome));
+        assert_eq!(
+            resolve_sqlite_home(home, None),
+            (home.to_path_buf(), SqliteHomeSource::CodexHome)
+        );
         std::fs::create_dir_all(home.join("sqlite")).unwrap();
         std::fs::write(home.join("sqlite").join(STATE_DB_FILENAME), b"").unwrap();
         assert_eq!(
@@ -97,7 +101,10 @@ mod tests {
         );
         // A DB in the codex home itself keeps the default layout.
         std::fs::write(home.join(STATE_DB_FILENAME), b"").unwrap();
-        assert_eq!(resolve_sqlite_home(home, None).1, SqliteHomeSource::CodexHome);
+        assert_eq!(
+            resolve_sqlite_home(home, None).1,
+            SqliteHomeSource::CodexHome
+        );
     }
 
     /// Codex's `sqlite_home` defaults to `codex_home` (item 8 of the issue).

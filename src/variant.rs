@@ -145,7 +145,9 @@ impl Variant {
             Variant::RecoveryDropsDbOnly => {
                 "rebuilding a damaged DB loses thread names and other DB-only values"
             }
-            Variant::RecoveryDeletesDamaged => "recovery deletes the damaged DB instead of keeping it",
+            Variant::RecoveryDeletesDamaged => {
+                "recovery deletes the damaged DB instead of keeping it"
+            }
         }
     }
 

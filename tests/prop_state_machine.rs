@@ -237,7 +237,9 @@ fn the_property_catches_a_listing_that_trusts_the_index() {
     let findings = tempfile::tempdir().expect("tempdir");
     let finding = shrunk_failure::<TrustsIndex>(findings.path());
     assert!(
-        finding.reason.contains("skipped rollouts on disk that had no row"),
+        finding
+            .reason
+            .contains("skipped rollouts on disk that had no row"),
         "failed for another reason than an unlisted rollout: {}",
         finding.reason
     );

@@ -34,15 +34,34 @@ fn home() -> (tempfile::TempDir, String) {
     let dir = tempfile::tempdir().unwrap();
     let home = dir.path().join("home");
     let out = run(
-        &["fixture", "--codex-home", home.to_str().unwrap(), "--threads", "3"],
+        &[
+            "fixture",
+            "--codex-home",
+            home.to_str().unwrap(),
+            "--threads",
+            "3",
+        ],
         None,
     );
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let listed = ok(&run(
-        &["list", "--codex-home", home.to_str().unwrap(), "--no-db", "--json"],
+        &[
+            "list",
+            "--codex-home",
+            home.to_str().unwrap(),
+            "--no-db",
+            "--json",
+        ],
         None,
     ));
-    let id = listed["items"][0]["thread_id"].as_str().unwrap().to_string();
+    let id = listed["items"][0]["thread_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     (dir, id)
 }
 
@@ -57,16 +76,28 @@ fn codex_sqlite_home_is_honoured_by_init_lookup_list_and_status() {
     let h = home.to_str().unwrap();
     let env_dir = dir.path().join("env-sqlite");
     ok(&run(&["init", "--codex-home", h, "--json"], Some(&env_dir)));
-    assert!(db(&env_dir).is_file(), "init did not create the DB under CODEX_SQLITE_HOME");
+    assert!(
+        db(&env_dir).is_file(),
+        "init did not create the DB under CODEX_SQLITE_HOME"
+    );
     assert!(!db(&home).exists(), "init created a DB in the codex home");
-    let found = ok(&run(&["lookup", "--codex-home", h, "--open-only", &id, "--json"], Some(&env_dir)));
+    let found = ok(&run(
+        &["lookup", "--codex-home", h, "--open-only", &id, "--json"],
+        Some(&env_dir),
+    ));
     assert_eq!(found["source"], "db", "{found}");
     let listed = ok(&run(&["list", "--codex-home", h, "--json"], Some(&env_dir)));
     assert_eq!(listed["items"].as_array().unwrap().len(), 3, "{listed}");
-    let status = ok(&run(&["status", "--codex-home", h, "--json"], Some(&env_dir)));
+    let status = ok(&run(
+        &["status", "--codex-home", h, "--json"],
+        Some(&env_dir),
+    ));
     assert_eq!(status["threads"], 3, "{status}");
     assert_eq!(status["db"], db(&env_dir).to_str().unwrap(), "{status}");
-    assert!(!db(&home).exists(), "a command created a DB in the codex home");
+    assert!(
+        !db(&home).exists(),
+        "a command created a DB in the codex home"
+    );
 }
 
 #[test]
@@ -76,11 +107,21 @@ fn the_sqlite_home_flag_wins_over_the_environment() {
     let env_dir = dir.path().join("env-sqlite");
     let flag_dir = dir.path().join("flag-sqlite");
     ok(&run(
-        &["init", "--codex-home", home.to_str().unwrap(), "--sqlite-home", flag_dir.to_str().unwrap(), "--json"],
+        &[
+            "init",
+            "--codex-home",
+            home.to_str().unwrap(),
+            "--sqlite-home",
+            flag_dir.to_str().unwrap(),
+            "--json",
+        ],
         Some(&env_dir),
     ));
     assert!(db(&flag_dir).is_file(), "the flag's directory has no DB");
-    assert!(!env_dir.exists(), "the environment's directory was created although the flag was given");
+    assert!(
+        !env_dir.exists(),
+        "the environment's directory was created although the flag was given"
+    );
 }
 
 #[test]
@@ -89,12 +130,25 @@ fn the_desktop_layout_is_found_without_settings() {
     let home = dir.path().join("home");
     let h = home.to_str().unwrap();
     let desktop = home.join("sqlite");
-    ok(&run(&["init", "--codex-home", h, "--sqlite-home", desktop.to_str().unwrap(), "--json"], None));
+    ok(&run(
+        &[
+            "init",
+            "--codex-home",
+            h,
+            "--sqlite-home",
+            desktop.to_str().unwrap(),
+            "--json",
+        ],
+        None,
+    ));
     // No flag, no environment: the desktop DB is the one used, and none is created beside it.
     let found = ok(&run(&["lookup", "--codex-home", h, &id, "--json"], None));
     assert_eq!(found["source"], "db", "{found}");
     let status = ok(&run(&["status", "--codex-home", h, "--json"], None));
     assert_eq!(status["threads"], 3, "{status}");
     assert_eq!(status["db"], db(&desktop).to_str().unwrap(), "{status}");
-    assert!(!db(&home).exists(), "a DB was created in the codex home beside the desktop one");
+    assert!(
+        !db(&home).exists(),
+        "a DB was created in the codex home beside the desktop one"
+    );
 }

@@ -95,9 +95,11 @@ fn load_seen(conn: &Connection) -> rusqlite::Result<Option<(HashMap<String, DirR
         return Ok(None);
     }
     let rows: Option<i64> = conn
-        .query_row(&format!("SELECT rows FROM {SEEN_ROWS_TABLE} WHERE id = 1"), [], |r| {
-            r.get(0)
-        })
+        .query_row(
+            &format!("SELECT rows FROM {SEEN_ROWS_TABLE} WHERE id = 1"),
+            [],
+            |r| r.get(0),
+        )
         .ok();
     let Some(rows) = rows else { return Ok(None) };
     let mut stmt = conn.prepare(&format!(
@@ -107,7 +109,10 @@ fn load_seen(conn: &Connection) -> rusqlite::Result<Option<(HashMap<String, DirR
     let iter = stmt.query_map([], |r| {
         let m: Option<String> = r.get(2)?;
         let c: Option<String> = r.get(3)?;
-        let sig = match (m.and_then(|m| m.parse().ok()), c.and_then(|c| c.parse().ok())) {
+        let sig = match (
+            m.and_then(|m| m.parse().ok()),
+            c.and_then(|c| c.parse().ok()),
+        ) {
             (Some(m), Some(c)) => Some((m, c)),
             _ => None,
         };
@@ -124,7 +129,10 @@ fn load_seen(conn: &Connection) -> rusqlite::Result<Option<(HashMap<String, DirR
 fn signature_of(meta: &fs::Metadata) -> (i128, i128) {
     use std::os::unix::fs::MetadataExt;
     let ns = |s: i64, n: i64| i128::from(s) * 1_000_000_000 + i128::from(n);
-    (ns(meta.mtime(), meta.mtime_nsec()), ns(meta.ctime(), meta.ctime_nsec()))
+    (
+        ns(meta.mtime(), meta.mtime_nsec()),
+        ns(meta.ctime(), meta.ctime_nsec()),
+    )
 }
 
 #[cfg(not(unix))]
@@ -244,7 +252,10 @@ pub fn reconcile_new_rollouts(rt: &StateDbHandle) -> Result<ReconcileOutcome, St
         }
         outcome.candidates += 1;
         // Only threads without a row: a row that points elsewhere is lookup's to repair.
-        let Some(id) = read_session_meta_head(path).ok().and_then(|h| h.thread_id()) else {
+        let Some(id) = read_session_meta_head(path)
+            .ok()
+            .and_then(|h| h.thread_id())
+        else {
             continue;
         };
         if known.contains_key(&id) || !claimed.insert(id) {

@@ -78,4 +78,3 @@ fn created_of(entry: &ThreadEntry) -> Result<DateTime<Utc>, String> {
         .map(|t| t.with_timezone(&Utc))
         .ok_or_else(|| format!("{} has no session timestamp", entry.path.display()))
 }
-

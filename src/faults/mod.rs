@@ -19,8 +19,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 pub use appear::Landing;
-pub use pages::PageDamage;
 pub use home::{HomeModel, ThreadEntry};
+pub use pages::PageDamage;
 
 /// Content of an unverifiable rollout.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

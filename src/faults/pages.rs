@@ -72,7 +72,10 @@ pub fn damage_page(
                     page[header] == TABLE_LEAF && contains(page, id.as_bytes())
                 })
                 .ok_or_else(|| format!("no table leaf page holds {alias}'s row"))?;
-            (page, format!("threads leaf page {} (holding {alias})", page + 1))
+            (
+                page,
+                format!("threads leaf page {} (holding {alias})", page + 1),
+            )
         }
     };
     let start = page * size;

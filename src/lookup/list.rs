@@ -11,13 +11,13 @@ use chrono::{DateTime, NaiveDateTime, SecondsFormat, Utc};
 use uuid::Uuid;
 
 use crate::backfill::reconcile::reconcile_or_warn;
-use crate::rollout::head::read_session_meta_head;
 use crate::process::ProcessContext;
-use crate::sqlite_home::handle_for;
+use crate::rollout::head::read_session_meta_head;
 use crate::rollout::layout::{
     active_rollout_path, archived_rollout_path, parse_rollout_file_name, Root,
 };
 use crate::rollout::search::collect_rollout_files;
+use crate::sqlite_home::handle_for;
 use crate::state::threads::{self, Anchor, SortKey};
 use crate::state::{StateDbHandle, StateError};
 use crate::variant::Variant;
@@ -370,17 +370,31 @@ mod tests {
     fn cursor_accepts_the_file_name_form_as_utc_seconds() {
         let c = Cursor::parse("2026-01-27T12-34-56").unwrap();
         let want = DateTime::parse_from_rfc3339("2026-01-27T12:34:56Z").unwrap();
-        assert_eq!(c.0, Anchor { ts_ms: want.timestamp_millis(), id: None });
-        let keyed = Cursor::parse("2026-01-27T12-34-56|019bffa1-3c5e-7d20-9a4b-2f6c1e8d0b17").unwrap();
+        assert_eq!(
+            c.0,
+            Anchor {
+                ts_ms: want.timestamp_millis(),
+                id: None
+            }
+        );
+        let keyed =
+            Cursor::parse("2026-01-27T12-34-56|019bffa1-3c5e-7d20-9a4b-2f6c1e8d0b17").unwrap();
         assert_eq!(keyed.0.ts_ms, want.timestamp_millis());
         assert!(keyed.0.id.is_some());
     }
 
     #[test]
     fn a_malformed_cursor_names_the_accepted_forms() {
-        for bad in ["yesterday", "2026-01-27T12-34", "2026-01-27T12:34:56Z|not-a-uuid"] {
+        for bad in [
+            "yesterday",
+            "2026-01-27T12-34",
+            "2026-01-27T12:34:56Z|not-a-uuid",
+        ] {
             let err = Cursor::parse(bad).unwrap_err().to_string();
-            assert!(err.contains(bad) && err.contains("2026-01-27T12-34-56"), "{err}");
+            assert!(
+                err.contains(bad) && err.contains("2026-01-27T12-34-56"),
+                "{err}"
+            );
         }
     }
 }

@@ -281,7 +281,8 @@ impl<'a, L: StateLayer> Run<'a, L> {
             return Ok(None);
         }
         let dir = self.dir.join("other-home");
-        std::fs::create_dir_all(dir.join("sessions")).map_err(|e| format!("{}: {e}", dir.display()))?;
+        std::fs::create_dir_all(dir.join("sessions"))
+            .map_err(|e| format!("{}: {e}", dir.display()))?;
         Ok(Some(dir))
     }
 
@@ -948,7 +949,10 @@ pub fn step_label(step: &Step) -> String {
         Step::List { .. } => "list".into(),
         Step::Archive {
             thread, unarchive, ..
-        } => format!("{} {thread}", if *unarchive { "unarchive" } else { "archive" }),
+        } => format!(
+            "{} {thread}",
+            if *unarchive { "unarchive" } else { "archive" }
+        ),
         Step::Entrypoint { entrypoint, .. } => format!("entrypoint {entrypoint}"),
         Step::ExpectRow { thread, .. } => format!("expect_row {thread}"),
         Step::ExpectBackfill { .. } => "expect_backfill".into(),

@@ -550,7 +550,8 @@ impl<V: VariantChoice> StateMachineTest for StateDbMachine<V> {
                 // Files added behind the DB's back are listed (unless the reconcile's
                 // write could not get the lock).
                 if !locked {
-                    let missing: Vec<_> = unrowed.iter().filter(|id| !listed.contains(id)).collect();
+                    let missing: Vec<_> =
+                        unrowed.iter().filter(|id| !listed.contains(id)).collect();
                     assert!(
                         missing.is_empty(),
                         "listing (archived={archived}) skipped rollouts on disk that had no row: {missing:?} (listed {listed:?})"
