@@ -312,7 +312,11 @@ pub fn run_benchmarks(opts: &BenchOptions) -> BenchReport {
             if opts.codex_sizes.contains(&size) {
                 match codex_peer::measure(&ws, &home, bin, binary, &CODEX_PROCS, &progress) {
                     Ok(f) => report.peers.codex.sizes.push(f),
-                    Err(e) => report.peers.codex.errors.push(format!("at {size} rollouts: {e}")),
+                    Err(e) => report
+                        .peers
+                        .codex
+                        .errors
+                        .push(format!("at {size} rollouts: {e}")),
                 }
             }
         }
@@ -446,7 +450,10 @@ fn codex_peers_setup(
     if !opts.codex_sizes.iter().any(|s| sizes.contains(s)) {
         return skip(
             report,
-            format!("no Codex size among the run's sizes (Codex sizes: {:?})", opts.codex_sizes),
+            format!(
+                "no Codex size among the run's sizes (Codex sizes: {:?})",
+                opts.codex_sizes
+            ),
         );
     }
     if opts.binary.is_none() {
@@ -555,10 +562,7 @@ fn goals(report: &BenchReport) -> Vec<Goal> {
 
 /// A goal met when the worst of `values` ((key, value), e.g. (size, ratio)) is <= `limit`.
 fn worst_goal(name: String, values: &[(usize, f64)], limit: f64, unit: &str) -> Goal {
-    let worst = values
-        .iter()
-        .copied()
-        .max_by(|a, b| a.1.total_cmp(&b.1));
+    let worst = values.iter().copied().max_by(|a, b| a.1.total_cmp(&b.1));
     Goal {
         name,
         met: worst.map(|(_, v)| v <= limit),

@@ -145,6 +145,8 @@ fn lookup(
     let Ok(uuid) = Uuid::parse_str(id.trim()) else {
         return LookupResult::not_found(id, None);
     };
+    // A handle for another home has no answer here (and repairs nothing through it).
+    let handle = crate::sqlite_home::handle_for(handle, codex_home, "find_thread_path");
     let (reason, unverified, row_read) = match handle {
         None => (FallbackReason::DbUnavailable, None, None),
         Some(rt) => match ask_db(ctx, rt, uuid, scope) {

@@ -231,6 +231,8 @@ pub enum Role {
     Writer,
     /// Hold a write transaction on the DB for `hold`.
     LockHolder,
+    /// Startup, then archive (or unarchive) one thread through the thread store.
+    Archive,
     /// Commit one small write transaction (a racing writer).
     Commit,
     /// Run an entrypoint's consumer wiring over the home's threads.
@@ -368,6 +370,9 @@ pub enum Step {
         thread: String,
         #[serde(default, skip_serializing_if = "is_default")]
         scope: Scope,
+        /// Ask about another (empty) codex home with this process's handle.
+        #[serde(default, skip_serializing_if = "is_default")]
+        ask_other_home: bool,
         #[serde(default, skip_serializing_if = "is_default")]
         handle: HandleMode,
         #[serde(default, skip_serializing_if = "is_default")]
@@ -381,6 +386,22 @@ pub enum Step {
         page_size: Option<usize>,
         #[serde(default, skip_serializing_if = "is_default")]
         prune: bool,
+        /// Ask about another (empty) codex home with this process's handle.
+        #[serde(default, skip_serializing_if = "is_default")]
+        ask_other_home: bool,
+        /// Start from this cursor (any form a client may hold) instead of the first page.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cursor: Option<String>,
+        #[serde(default, skip_serializing_if = "is_default")]
+        handle: HandleMode,
+        #[serde(default, skip_serializing_if = "is_default")]
+        expect: Expect,
+    },
+    /// Archive (or with `unarchive`, unarchive) a thread in a fresh one-shot process context.
+    Archive {
+        thread: String,
+        #[serde(default, skip_serializing_if = "is_default")]
+        unarchive: bool,
         #[serde(default, skip_serializing_if = "is_default")]
         handle: HandleMode,
         #[serde(default, skip_serializing_if = "is_default")]
@@ -482,6 +503,9 @@ pub enum Oracle {
     NoDbFile,
     /// Exactly one worker completed a backfill (from the event log).
     OneBackfillRun,
+    /// The bytes a DB-damaging fault left are kept in a `state_5.sqlite.corrupt-*` file
+    /// next to the DB.
+    DamagedDbKept,
 }
 
 /// A scenario load error: the file and what is wrong, with line and column when known.
@@ -655,7 +679,7 @@ impl Scenario {
                         return Err(format!("{at}: fault '{fault}' is applied at setup; declare it with at = \"step\""));
                     }
                 }
-                Step::Lookup { thread, expect, .. } => {
+                Step::Lookup { thread, expect, .. } | Step::Archive { thread, expect, .. } => {
                     check_alias(thread, &at)?;
                     check_expect(expect, &at, &check_alias)?;
                 }

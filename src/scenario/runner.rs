@@ -338,6 +338,17 @@ impl<'a, L: StateLayer> Run<'a, L> {
         }
     }
 
+    /// An empty codex home beside the scenario's, for steps asking about another home.
+    fn other_home(&self, wanted: bool) -> Result<Option<PathBuf>, String> {
+        if !wanted {
+            return Ok(None);
+        }
+        let dir = self.dir.join("other-home");
+        std::fs::create_dir_all(dir.join("sessions"))
+            .map_err(|e| format!("{}: {e}", dir.display()))?;
+        Ok(Some(dir))
+    }
+
     fn release_dir(&self) -> PathBuf {
         self.dir.join("release")
     }
@@ -481,6 +492,9 @@ impl<'a, L: StateLayer> Run<'a, L> {
             page_size: spec.and_then(|s| s.page_size),
             list_archived: false,
             prune: false,
+            unarchive: false,
+            cursor: None,
+            ask_home: None,
             entrypoint: spec.and_then(|s| s.entrypoint.clone()),
             seed: self.opts.seed,
         })
@@ -702,16 +716,19 @@ impl<'a, L: StateLayer> Run<'a, L> {
             Step::Lookup {
                 thread,
                 scope,
+                ask_other_home,
                 handle,
                 expect,
             } => {
                 let id = self.home.thread(thread)?.id;
                 let (alias, scope, handle) = (thread.clone(), *scope, *handle);
+                let ask_home = self.other_home(*ask_other_home)?;
                 let out = self
                     .one_shot(Role::Lookup, move |p| {
                         p.threads = vec![(alias, id)];
                         p.scope = scope;
                         p.handle = handle;
+                        p.ask_home = ask_home;
                     })
                     .await?;
                 Ok(self.expect(expect, &out))
@@ -720,15 +737,38 @@ impl<'a, L: StateLayer> Run<'a, L> {
                 archived,
                 page_size,
                 prune,
+                ask_other_home,
+                cursor,
                 handle,
                 expect,
             } => {
                 let (archived, page_size, prune, handle) = (*archived, *page_size, *prune, *handle);
+                let cursor = cursor.clone();
+                let ask_home = self.other_home(*ask_other_home)?;
                 let out = self
                     .one_shot(Role::List, move |p| {
                         p.list_archived = archived;
                         p.page_size = page_size;
                         p.prune = prune;
+                        p.cursor = cursor;
+                        p.ask_home = ask_home;
+                        p.handle = handle;
+                    })
+                    .await?;
+                Ok(self.expect(expect, &out))
+            }
+            Step::Archive {
+                thread,
+                unarchive,
+                handle,
+                expect,
+            } => {
+                let id = self.home.thread(thread)?.id;
+                let (alias, unarchive, handle) = (thread.clone(), *unarchive, *handle);
+                let out = self
+                    .one_shot(Role::Archive, move |p| {
+                        p.threads = vec![(alias, id)];
+                        p.unarchive = unarchive;
                         p.handle = handle;
                     })
                     .await?;
@@ -958,6 +998,12 @@ pub fn step_label(step: &Step) -> String {
             format!("lookup {thread}{scope}{handle}")
         }
         Step::List { .. } => "list".into(),
+        Step::Archive {
+            thread, unarchive, ..
+        } => format!(
+            "{} {thread}",
+            if *unarchive { "unarchive" } else { "archive" }
+        ),
         Step::Entrypoint { entrypoint, .. } => format!("entrypoint {entrypoint}"),
         Step::ExpectRow { thread, .. } => format!("expect_row {thread}"),
         Step::ExpectBackfill { .. } => "expect_backfill".into(),

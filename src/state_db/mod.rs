@@ -93,6 +93,16 @@ impl InitError {
     pub fn is_timeout(&self) -> bool {
         matches!(self, InitError::TimedOut { .. })
     }
+
+    /// The DB file itself is damaged (not a database, malformed pages, lost schema).
+    pub fn damaged_db(&self) -> bool {
+        match self {
+            InitError::Open { source, .. }
+            | InitError::ReadState { source, .. }
+            | InitError::Backfill { source, .. } => crate::recovery::is_damage(source),
+            InitError::TimedOut { .. } => false,
+        }
+    }
 }
 
 /// What a successful startup did.
@@ -108,13 +118,31 @@ pub struct InitReport {
 }
 
 /// Opens and migrates the state DB, then runs the backfill gate. Blocking.
+///
+/// A damaged DB (found at open or by the first queries) is set aside untouched as a
+/// timestamped backup, the index is rebuilt from the rollouts and the DB-only values that
+/// could be read are carried over (`crate::recovery`).
 pub fn try_init(ctx: &Arc<ProcessContext>, cfg: &StateDbConfig) -> Result<InitReport, InitError> {
-    let rt = StateRuntime::open(ctx, cfg.runtime.clone(), OpenMode::CreateAndMigrate).map_err(
-        |source| InitError::Open {
-            sqlite_home: cfg.runtime.sqlite_home.clone(),
-            source: Box::new(source),
-        },
-    )?;
+    match try_init_once(ctx, cfg) {
+        Err(err) if err.damaged_db() => {
+            let Ok(recovery) = crate::recovery::set_aside(ctx, &cfg.runtime) else {
+                return Err(err);
+            };
+            let report = try_init_once(ctx, cfg)?;
+            crate::recovery::carry_over(&report.handle, &recovery.salvaged);
+            Ok(report)
+        }
+        other => other,
+    }
+}
+
+fn try_init_once(ctx: &Arc<ProcessContext>, cfg: &StateDbConfig) -> Result<InitReport, InitError> {
+    let opened = StateRuntime::open(ctx, cfg.runtime.clone(), OpenMode::CreateAndMigrate)
+        .and_then(|rt| crate::recovery::probe(&rt).map(|()| rt));
+    let rt = opened.map_err(|source| InitError::Open {
+        sqlite_home: cfg.runtime.sqlite_home.clone(),
+        source: Box::new(source),
+    })?;
     ctx.failpoint("init.after_open")
         .map_err(|e| InitError::Backfill {
             codex_home: cfg.runtime.codex_home.clone(),
@@ -122,6 +150,11 @@ pub fn try_init(ctx: &Arc<ProcessContext>, cfg: &StateDbConfig) -> Result<InitRe
         })?;
     match wait_for_backfill_gate(&rt, cfg) {
         Ok(report) => {
+            // Rollouts that appeared after the backfill completed get their rows now (a
+            // process that just ran the backfill has scanned the roots itself).
+            if !report.backfill.ran {
+                crate::backfill::reconcile::reconcile_or_warn(&report.handle, "startup");
+            }
             ctx.emit(
                 kinds::GATE_READY,
                 json!({"waited_ms": report.waited.as_millis() as u64, "ran": report.backfill.ran}),
