@@ -25,6 +25,7 @@ use crate::faults::{HomeModel, ThreadEntry};
 use crate::fixture::{generate_home, FixtureOptions};
 use crate::layer::{Capability, StateLayer};
 use crate::observe::answers::Listed;
+use crate::observe::handles::{judge, FdSampler};
 use crate::observe::{check_answer_path, check_listing, Census, FilesLedger, ObservedScope};
 use crate::process::ProcessContext;
 use crate::rollout::layout::Root;
@@ -33,6 +34,12 @@ use crate::state_db::StateDbConfig;
 use crate::thread::{Scope, ThreadMetadata};
 use crate::timing::format_duration;
 use crate::variant::Variant;
+
+/// How often process workers' DB descriptors are sampled from `/proc`.
+const FD_SAMPLE_EVERY: Duration = Duration::from_millis(5);
+/// Descriptors one reference handle holds on the DB file: its connection and the lease
+/// heartbeat's connection. More in one process means a second handle.
+const REFERENCE_FDS_PER_HANDLE: usize = 2;
 
 /// How to run scenarios.
 #[derive(Debug, Clone)]
@@ -310,6 +317,8 @@ struct Run<'a, L: StateLayer> {
     coverage: Vec<FaultCoverage>,
     /// The rollout bytes expected at the end (setup, plus each fault's own changes).
     ledger: FilesLedger,
+    /// Descriptors on the DB file of each process worker, from `/proc` (started lazily).
+    fds: Option<FdSampler>,
     declared_wait: Duration,
     one_shots: u32,
 }
@@ -333,6 +342,7 @@ impl<'a, L: StateLayer> Run<'a, L> {
             failures: Vec::new(),
             coverage: Vec::new(),
             ledger: FilesLedger::default(),
+            fds: None,
             declared_wait: Duration::ZERO,
             one_shots: 0,
         }
@@ -499,7 +509,20 @@ impl<'a, L: StateLayer> Run<'a, L> {
                     .as_ref()
                     .ok_or("process workers need the statedb-harness binary")?;
                 let (plan_file, log_file) = worker_files(&self.dir, &name);
-                WorkerHandle::spawn_process(binary, &plan, &plan_file, &log_file, self.log.clone())?
+                let h = WorkerHandle::spawn_process(
+                    binary,
+                    &plan,
+                    &plan_file,
+                    &log_file,
+                    self.log.clone(),
+                )?;
+                if let Some(pid) = h.pid() {
+                    let db = self.home.db_path();
+                    self.fds
+                        .get_or_insert_with(|| FdSampler::start(db, FD_SAMPLE_EVERY))
+                        .watch(&name, pid);
+                }
+                h
             }
         };
         self.workers.insert(name, handle);
@@ -860,6 +883,11 @@ impl<'a, L: StateLayer> Run<'a, L> {
                 status.as_deref(),
                 &events,
             ));
+        }
+        // One handle per process, from /proc: the events' own report is extra detail only.
+        if let Some(sampler) = self.fds.take() {
+            self.failures
+                .extend(judge(&sampler.stop(), REFERENCE_FDS_PER_HANDLE));
         }
         self.failures.extend(event_invariants(&events));
         let losses = self.ledger.losses(&Census::take(&self.home.codex_home));
