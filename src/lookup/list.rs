@@ -1,7 +1,8 @@
 //! `list_threads`: a page of threads, newest first, with a `(timestamp, id)` keyset cursor.
 //!
-//! With a handle the page comes from the DB; rows whose rollout file is missing are left
-//! out, reported as `stale`, and the page is refilled to its size. Deleting them is the
+//! With a handle the page comes from the DB; rows whose rollout file is missing, lies
+//! outside the scope's root or belongs to another thread (by its head) are left out,
+//! reported as `stale`, and the page is refilled to its size. Deleting them is the
 //! explicit `prune` option, never a side effect of listing. Without a handle the same page
 //! is built from the files.
 
@@ -154,7 +155,7 @@ fn list_db(
                 more = true;
                 break 'fetch;
             }
-            if row.rollout_path.is_file() {
+            if serves_row(&row.rollout_path, row.id, req.archived, rt.codex_home()) {
                 page.items.push(item(
                     row.id,
                     row.rollout_path,
@@ -163,7 +164,7 @@ fn list_db(
                 ));
             } else {
                 tracing::warn!(
-                    "state db list_threads returned stale rollout path for thread {}: {}",
+                    "state db list_threads returned a stale rollout path (missing, outside the scope's root, or another thread's file) for thread {}: {}",
                     row.id,
                     row.rollout_path.display()
                 );
@@ -256,4 +257,18 @@ fn list_files(codex_home: &Path, req: &ListRequest, anchor: Option<Anchor>) -> L
         stale: Vec::new(),
         pruned: Vec::new(),
     }
+}
+
+/// Whether a row's path serves its thread in a listing of `archived`: the file exists,
+/// lies under the scope's root, and its head does not name another thread (an
+/// unreadable head is not another thread's; lookups flag it).
+fn serves_row(path: &Path, id: Uuid, archived: bool, codex_home: &Path) -> bool {
+    let root = if archived {
+        Root::Archived
+    } else {
+        Root::Active
+    };
+    path.is_file()
+        && path.starts_with(root.dir(codex_home))
+        && !matches!(read_session_meta_head(path), Ok(head) if head.thread_id().is_some_and(|h| h != id))
 }

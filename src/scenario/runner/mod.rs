@@ -20,7 +20,8 @@ mod steps;
 use crate::failpoints::FailpointSet;
 use crate::faults::HomeModel;
 use crate::layer::{Capability, StateLayer};
-use crate::observe::answers::Listed;
+use crate::lookup::LookupSource;
+use crate::observe::answers::{check_verified_label, Listed};
 use crate::observe::handles::{judge, FdSampler};
 use crate::observe::{check_answer_path, check_listing, Census, FilesLedger, ObservedScope};
 use crate::process::ProcessContext;
@@ -338,8 +339,16 @@ impl<'a, L: StateLayer> Run<'a, L> {
     fn lookup_invariants(&mut self, out: &WorkerOutcome, complete: bool) {
         for r in &out.lookups {
             if let Some(path) = &r.path {
-                if let Some(v) = check_answer_path(&r.thread_id, path, &self.home.codex_home) {
+                let home = &self.home.codex_home;
+                if let Some(v) = check_answer_path(&r.thread_id, path, home) {
                     self.failures.push(v);
+                }
+                // The reference labels its answers; one that says it verified the head is
+                // held to that by reading the head here.
+                if let Some(source) = r.source.filter(|s| *s != LookupSource::UnverifiedDb) {
+                    let label = format!("{source:?}").to_lowercase();
+                    self.failures
+                        .extend(check_verified_label(&r.thread_id, path, &label, home));
                 }
             }
         }
