@@ -18,10 +18,12 @@
 //! - `sqlite_home` — where the DB lives, and whether a handle answers for a home.
 //! - `fixture` — deterministic homes; `cli` — the command line.
 
+pub mod audit;
 pub mod backfill;
 pub mod bench;
 pub mod cli;
 pub mod clock;
+pub mod codex;
 pub mod consumers;
 pub mod entrypoints;
 pub mod events;
@@ -31,6 +33,7 @@ pub mod fixture;
 pub mod layer;
 pub mod lookup;
 pub mod mutants;
+pub mod observe;
 pub mod process;
 pub mod recovery;
 pub mod rollout;
@@ -38,6 +41,7 @@ pub mod scenario;
 pub mod sqlite_home;
 pub mod state;
 pub mod state_db;
+pub mod target;
 pub mod thread;
 pub mod timing;
 pub mod variant;

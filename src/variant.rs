@@ -27,6 +27,8 @@ pub enum Variant {
     GateNoTimeout,
     /// The startup gate gives up at once instead of waiting for a live owner.
     GateGivesUpAtOnce,
+    /// The startup gate waits a fixed time, however steadily the owner makes progress.
+    GateFixedWait,
     /// The lease has no owner token: a stale owner's checkpoint and completion are accepted.
     LeaseNoOwnerToken,
     /// The lease heartbeat happens only per batch, so a slow batch loses the lease.
@@ -55,7 +57,7 @@ pub enum Variant {
 }
 
 impl Variant {
-    pub const ALL: [Variant; 19] = [
+    pub const ALL: [Variant; 20] = [
         Variant::Reference,
         Variant::ConsumerLazyOpen,
         Variant::LookupTrustsDbPath,
@@ -63,6 +65,7 @@ impl Variant {
         Variant::RepairWholeRowUpsert,
         Variant::GateNoTimeout,
         Variant::GateGivesUpAtOnce,
+        Variant::GateFixedWait,
         Variant::LeaseNoOwnerToken,
         Variant::HeartbeatPerBatch,
         Variant::OpenOnlyMigrates,
@@ -86,6 +89,7 @@ impl Variant {
             Variant::RepairWholeRowUpsert => "repair-whole-row-upsert",
             Variant::GateNoTimeout => "gate-no-timeout",
             Variant::GateGivesUpAtOnce => "gate-gives-up-at-once",
+            Variant::GateFixedWait => "gate-fixed-wait",
             Variant::LeaseNoOwnerToken => "lease-no-owner-token",
             Variant::HeartbeatPerBatch => "heartbeat-per-batch",
             Variant::OpenOnlyMigrates => "open-only-migrates",
@@ -117,6 +121,9 @@ impl Variant {
             Variant::GateNoTimeout => "startup gate waits without a timeout",
             Variant::GateGivesUpAtOnce => {
                 "startup gate gives up at once instead of waiting for a live owner"
+            }
+            Variant::GateFixedWait => {
+                "startup gate waits a fixed time even while the owner makes progress"
             }
             Variant::LeaseNoOwnerToken => {
                 "lease has no owner token; stale owner writes are accepted"

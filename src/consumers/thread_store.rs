@@ -21,7 +21,9 @@ use super::session_index::thread_name_for;
 use crate::lookup::{find_thread_path_in, list_threads_in, ListError, ListPage, ListRequest};
 use crate::process::ProcessContext;
 use crate::rollout::head::read_session_meta_head;
-use crate::rollout::layout::{active_rollout_path, parse_rollout_file_name, root_of, Root};
+use crate::rollout::layout::{
+    active_rollout_path, is_compressed_rollout, parse_rollout_file_name, root_of, Root,
+};
 use crate::rollout::line::{parse_line, RolloutLine};
 use crate::rollout::metadata::extract_metadata;
 use crate::state::{threads, OpenMode, RuntimeOptions, StateDbHandle, StateError, StateRuntime};
@@ -412,7 +414,11 @@ impl LocalThreadStore {
         let name = file_name_of(&from)?;
         let parsed = parse_rollout_file_name(name)
             .ok_or_else(|| invalid(format!("rollout file name {name} is not canonical")))?;
-        let to = active_rollout_path(&self.codex_home, parsed.timestamp, thread_id);
+        let mut to = active_rollout_path(&self.codex_home, parsed.timestamp, thread_id);
+        if is_compressed_rollout(&from) {
+            // Moved as it is: a compressed rollout keeps its bytes and its `.zst` name.
+            to.as_mut_os_string().push(".zst");
+        }
         move_rollout(thread_id, &from, &to, false)?;
         Ok(self.record_move(handle.as_ref(), thread_id, from, to, None))
     }

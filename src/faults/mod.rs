@@ -101,16 +101,19 @@ pub enum Fault {
         #[serde(default)]
         into: Landing,
     },
-    /// The DB stays a SQLite file, but the `threads` leaf page holding `thread`'s row (or,
-    /// without `thread`, the schema page) is torn or overwritten.
     /// The row of `thread` gets a user-given name (`title`) that no rollout holds.
     DbOnlyTitle { thread: String, title: String },
+    /// The DB stays a SQLite file, but the `threads` leaf page holding `thread`'s row (or,
+    /// without `thread`, the schema page) is torn or overwritten.
     DamagePage {
         #[serde(default)]
         thread: Option<String>,
         #[serde(default)]
         how: PageDamage,
     },
+    /// The home was copied with its DB from another home, which was then damaged: every
+    /// row names the other home's (verifiable) copy of its rollout.
+    CopiedHome,
 }
 
 impl Fault {
@@ -138,6 +141,7 @@ impl Fault {
             Fault::NewRollout { .. } => "new_rollout",
             Fault::DamagePage { .. } => "damage_page",
             Fault::DbOnlyTitle { .. } => "db_only_title",
+            Fault::CopiedHome => "copied_home",
         }
     }
 
@@ -176,6 +180,7 @@ impl Fault {
                 | Fault::EmptyFile { .. }
                 | Fault::GarbleHead { .. }
                 | Fault::NewRollout { .. }
+                | Fault::CopiedHome
         )
     }
 
@@ -219,6 +224,7 @@ impl Fault {
             Fault::NewRollout { beside, into } => appear::new_rollout(home, beside, *into),
             Fault::DamagePage { thread, how } => pages::damage_page(home, thread.as_deref(), *how),
             Fault::DbOnlyTitle { thread, title } => db::set_title(home, thread, title),
+            Fault::CopiedHome => files::copied_home(home),
         }
     }
 }
@@ -287,5 +293,9 @@ pub const FAULT_KINDS: &[(&str, &str)] = &[
     (
         "damage_page",
         "a threads leaf page (or the schema page) torn or overwritten; still a SQLite file",
+    ),
+    (
+        "copied_home",
+        "home copied with its DB: rows name the (damaged) original home's files",
     ),
 ];

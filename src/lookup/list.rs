@@ -2,24 +2,28 @@
 //!
 //! With a handle the page comes from the DB; rows whose rollout file is missing are left
 //! out, reported as `stale`, and the page is refilled to its size. Deleting them is the
-//! explicit `prune` option, never a side effect of listing. Without a handle the same page
-//! is built from the files.
+//! explicit `prune` option, never a side effect of listing. A row naming a file outside this
+//! home (a home moved or copied with its DB) is never listed as it is: the thread's own
+//! rollout here is found and the row repaired onto it, or the row is stale. Without a
+//! handle the same page is built from the files.
 
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, NaiveDateTime, SecondsFormat, Utc};
 use uuid::Uuid;
 
+use super::find::{find_thread_path, LookupSource};
 use crate::backfill::reconcile::reconcile_or_warn;
 use crate::process::ProcessContext;
 use crate::rollout::head::read_session_meta_head;
 use crate::rollout::layout::{
-    active_rollout_path, archived_rollout_path, parse_rollout_file_name, Root,
+    active_rollout_path, archived_rollout_path, parse_rollout_file_name, root_of, Root,
 };
 use crate::rollout::search::collect_rollout_files;
 use crate::sqlite_home::handle_for;
 use crate::state::threads::{self, Anchor, SortKey};
 use crate::state::{StateDbHandle, StateError};
+use crate::thread::{Scope, ThreadMetadata};
 use crate::variant::Variant;
 
 /// One listing request.
@@ -195,13 +199,20 @@ fn list_db(
                 more = true;
                 break 'fetch;
             }
-            if row.rollout_path.is_file() {
+            let inside = root_of(rt.codex_home(), &row.rollout_path).is_some();
+            if inside && row.rollout_path.is_file() {
                 page.items.push(item(
                     row.id,
                     row.rollout_path,
                     row.created_at_ms,
                     row.updated_at_ms,
                 ));
+            } else if let Some(path) = (!inside)
+                .then(|| relocate_into_home(rt, &row, req.archived))
+                .flatten()
+            {
+                page.items
+                    .push(item(row.id, path, row.created_at_ms, row.updated_at_ms));
             } else {
                 tracing::warn!(
                     "state db list_threads returned stale rollout path for thread {}: {}",
@@ -242,6 +253,26 @@ fn list_db(
         }
     }
     Ok(page)
+}
+
+/// A row naming a file outside this home (a home moved or copied with its DB): the
+/// thread's own rollout in this home, found by the exact search and verified, with the row
+/// repaired onto it. `None` when this home has no such rollout (the row is then stale).
+fn relocate_into_home(rt: &StateDbHandle, row: &ThreadMetadata, archived: bool) -> Option<PathBuf> {
+    tracing::warn!(
+        "state db discrepancy during list_threads: outside_home_db_path for thread {}: {}",
+        row.id,
+        row.rollout_path.display()
+    );
+    let scope = if archived {
+        Scope::Archived
+    } else {
+        Scope::Active
+    };
+    let found = find_thread_path(Some(rt), rt.codex_home(), &row.id.to_string(), scope);
+    found.path.filter(|p| {
+        found.source == Some(LookupSource::Filesystem) && root_of(rt.codex_home(), p).is_some()
+    })
 }
 
 fn list_files(

@@ -420,12 +420,12 @@ impl Sut {
             Lease::Expired => ("dead-owner", now - 60_000, now - 3_600_000),
         };
         self.outside()
-            .execute(
-                "UPDATE backfill_state SET status = 'running', owner_id = ?1, owner_pid = 1,
-                    owner_host = 'elsewhere', claimed_at_ms = ?3, heartbeat_at_ms = ?3,
-                    lease_expires_at_ms = ?2, updated_at = ?3 / 1000 WHERE id = 1",
-                (owner, expires, beat),
-            )
+            .execute_batch(&format!(
+                "UPDATE backfill_state SET status = 'running', updated_at = {beat} / 1000 WHERE id = 1;
+                 INSERT OR REPLACE INTO statedb_harness_lease (id, owner_id, owner_pid, owner_host,
+                    claimed_at_ms, heartbeat_at_ms, lease_expires_at_ms, state_updated_at)
+                 VALUES (1, '{owner}', 1, 'elsewhere', {beat}, {beat}, {expires}, {beat} / 1000);"
+            ))
             .expect("set lease");
     }
 }
