@@ -239,13 +239,16 @@ fn ask_db(ctx: &Arc<ProcessContext>, rt: &StateDbHandle, uuid: Uuid, scope: Scop
     judge_row(ctx, rt, uuid, scope, row)
 }
 
-/// The file at `path` is thread `uuid`'s (by its head) and lies under the scope's root.
+/// The file at `path` is thread `uuid`'s (by its head) and lies under the scope's root
+/// of this home.
 fn verifies_in_scope(rt: &StateDbHandle, path: &Path, uuid: Uuid, scope: Scope) -> bool {
     let head_ok = read_session_meta_head(path).is_ok_and(|h| h.thread_id() == Some(uuid));
     head_ok
         && match (scope.archived_filter(), root_of(rt.codex_home(), path)) {
             (Some(want_archived), Some(root)) => root.is_archived() == want_archived,
-            _ => true,
+            (None, Some(_)) => true,
+            // Outside this home's roots (a moved or copied home): never a hot-path answer.
+            (_, None) => false,
         }
 }
 
