@@ -62,9 +62,17 @@ pub fn user_home(active: usize, archived: usize) -> (tempfile::TempDir, Vec<Fixt
     (dir, threads)
 }
 
+/// The harness binary under test: this build, or `INTEROP_HARNESS_BIN` (an older build, to
+/// show which interop tests fail before a change).
+fn harness_bin() -> PathBuf {
+    std::env::var_os("INTEROP_HARNESS_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_statedb-harness")))
+}
+
 /// Runs `statedb-harness ARGS`, returning (exit code, stdout, stderr).
 pub fn harness(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_statedb-harness"))
+    let out = Command::new(harness_bin())
         .args(args)
         .env_remove("CODEX_HOME")
         .env_remove("CODEX_SQLITE_HOME")
