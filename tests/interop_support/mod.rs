@@ -218,3 +218,16 @@ pub fn exec(db: &Path, sql: &str) {
         .execute_batch(sql)
         .expect("exec");
 }
+
+/// The schema text of every table, index and trigger Codex owns (everything not named
+/// `statedb_harness_*`), by name: the harness must never change any of it.
+pub fn codex_schema(db: &Path) -> BTreeMap<String, String> {
+    query(
+        db,
+        "SELECT name, COALESCE(sql, '') FROM sqlite_master
+         WHERE tbl_name NOT LIKE 'statedb_harness_%' ORDER BY name",
+    )
+    .into_iter()
+    .map(|r| (r[0].clone(), r[1].clone()))
+    .collect()
+}
