@@ -4,6 +4,7 @@
 //! here that failed before the change. Missing binaries skip locally, fail under CI.
 
 mod codex_support;
+mod common;
 mod interop_support;
 
 use std::path::Path;

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 use statedb_harness::codex::{AppServer, CodexBin, CodexError, HomeSpec};
-use statedb_harness::fixture::{generate_home, FixtureOptions, FixtureThread};
+use statedb_harness::fixture::FixtureThread;
 
 pub use crate::codex_support::codex_or_skip;
 
@@ -43,17 +43,7 @@ pub fn old_codex_or_skip(test: &str) -> Option<CodexBin> {
 
 /// A generated home that looks like a user's: the harness-home marker removed.
 pub fn user_home(active: usize, archived: usize) -> (tempfile::TempDir, Vec<FixtureThread>) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let threads = generate_home(
-        dir.path(),
-        &FixtureOptions {
-            threads: active,
-            archived,
-            seed: 7,
-            ..FixtureOptions::default()
-        },
-    )
-    .expect("fixture home");
+    let (dir, threads) = crate::common::home_with(active, archived);
     std::fs::remove_file(
         dir.path()
             .join(statedb_harness::state::creation::HOME_MARKER),
