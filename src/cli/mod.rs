@@ -5,6 +5,7 @@
 mod args;
 mod audit_cmd;
 mod bench_cmd;
+mod conformance_cmd;
 mod db_creation;
 mod mutants_cmd;
 mod scenario_cmds;
@@ -54,6 +55,8 @@ pub enum Command {
     ListScenarios(scenario_cmds::ListScenariosArgs),
     /// Run the catalog against every seeded-bug variant and print the kill matrix.
     Mutants(mutants_cmd::MutantsArgs),
+    /// Run the catalog on the reference and on the real Codex and print the matrix.
+    Conformance(conformance_cmd::ConformanceArgs),
     /// Run one worker of a scenario (used by the runner for process workers).
     #[command(hide = true)]
     Worker(scenario_cmds::WorkerArgs),
@@ -68,7 +71,7 @@ pub fn main() -> ExitCode {
     // failure bundles, not on the terminal.
     let quiet = matches!(
         cli.command,
-        Command::Run(_) | Command::Replay(_) | Command::Mutants(_)
+        Command::Run(_) | Command::Replay(_) | Command::Mutants(_) | Command::Conformance(_)
     );
     init_tracing(if quiet { "off" } else { "error" });
     match cli.command {
@@ -83,6 +86,7 @@ pub fn main() -> ExitCode {
         Command::ListScenarios(a) => scenario_cmds::list_scenarios(a),
         Command::Worker(a) => scenario_cmds::worker(a),
         Command::Mutants(a) => mutants_cmd::mutants(a),
+        Command::Conformance(a) => conformance_cmd::conformance(a),
         Command::Bench(a) => bench_cmd::bench(a),
     }
 }

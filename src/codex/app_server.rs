@@ -144,6 +144,15 @@ impl AppServer {
 
     /// Every page of `thread/list` in one scope, every source kind, every provider.
     pub async fn list_all(&mut self, archived: bool) -> Result<Vec<Value>, CodexError> {
+        self.list_all_paged(archived, None).await
+    }
+
+    /// `list_all` with pages of `limit` threads (default 100).
+    pub async fn list_all_paged(
+        &mut self,
+        archived: bool,
+        limit: Option<u64>,
+    ) -> Result<Vec<Value>, CodexError> {
         let mut items = Vec::new();
         let mut cursor: Option<String> = None;
         for _ in 0..MAX_PAGES {
@@ -153,7 +162,7 @@ impl AppServer {
                     json!({
                         "archived": archived,
                         "cursor": cursor,
-                        "limit": LIST_PAGE,
+                        "limit": limit.unwrap_or(LIST_PAGE),
                         "sourceKinds": ALL_SOURCE_KINDS,
                         "modelProviders": [],
                     }),

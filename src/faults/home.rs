@@ -41,6 +41,11 @@ impl HomeModel {
         }
     }
 
+    /// The ids of the scenario's threads, as strings.
+    pub fn known_ids(&self) -> std::collections::BTreeSet<String> {
+        self.threads.values().map(|t| t.id.to_string()).collect()
+    }
+
     pub fn db_path(&self) -> PathBuf {
         self.sqlite_home.join(STATE_DB_FILENAME)
     }

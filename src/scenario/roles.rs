@@ -100,6 +100,9 @@ impl WorkerPlan {
 pub struct ListSummary {
     pub archived: bool,
     pub items: Vec<Uuid>,
+    /// The path listed for each item (same order), for the outside checks.
+    #[serde(default)]
+    pub paths: Vec<std::path::PathBuf>,
     pub stale: Vec<Uuid>,
     pub pages: usize,
 }
@@ -267,6 +270,9 @@ fn role_list<L: StateLayer>(
             .map_err(|e| e.message)?;
         summary.pages += 1;
         summary.items.extend(page.items.iter().map(|i| i.thread_id));
+        summary
+            .paths
+            .extend(page.items.iter().map(|i| i.path.clone()));
         summary.stale.extend(page.stale.iter().copied());
         match page.next_cursor {
             Some(c) if summary.pages < 10_000 => cursor = Some(c),

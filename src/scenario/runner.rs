@@ -4,7 +4,7 @@
 //! its directory as a failure bundle (home, DB, worker plans and logs, event trace,
 //! scenario, seed) and names the replay command.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -12,10 +12,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use uuid::Uuid;
 
-use super::checks::{
-    check_expect, check_row, event_invariants, lookup_never_foreign, rollout_digests,
-    rollouts_unchanged, run_oracle,
-};
+use super::checks::{check_expect, check_row, event_invariants, run_oracle};
 use super::model::{
     parse_bound, DbSetup, Expect, FaultTime, HandleMode, Role, Scenario, Step, WorkerKind,
     WorkerSpec,
@@ -27,6 +24,8 @@ use crate::failpoints::{FailAction, FailpointSet};
 use crate::faults::{HomeModel, ThreadEntry};
 use crate::fixture::{generate_home, FixtureOptions};
 use crate::layer::{Capability, StateLayer};
+use crate::observe::answers::Listed;
+use crate::observe::{check_answer_path, check_listing, Census, FilesLedger, ObservedScope};
 use crate::process::ProcessContext;
 use crate::rollout::layout::Root;
 use crate::state::{threads, OpenMode, RuntimeOptions, StateRuntime};
@@ -93,6 +92,9 @@ pub struct ScenarioOutcome {
     pub faults: Vec<FaultCoverage>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub skipped_reason: Option<String>,
+    /// Expectations the target cannot show, removed and named (never passed silently).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub not_observed: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub bundle: Option<PathBuf>,
     #[serde(skip)]
@@ -135,6 +137,27 @@ pub fn required_capabilities(sc: &Scenario) -> Vec<Capability> {
     caps
 }
 
+impl ScenarioOutcome {
+    /// A not-yet-run outcome of `sc` (status pass until something fails).
+    pub fn start(sc: &Scenario, file: &Path, opts: &RunOptions) -> ScenarioOutcome {
+        ScenarioOutcome {
+            name: sc.name.clone(),
+            file: file.to_path_buf(),
+            status: Status::Pass,
+            seed: opts.seed,
+            variant: opts.variant.to_string(),
+            duration_ms: 0,
+            declared_wait_ms: 0,
+            failures: Vec::new(),
+            faults: Vec::new(),
+            skipped_reason: None,
+            not_observed: Vec::new(),
+            bundle: None,
+            events: Vec::new(),
+        }
+    }
+}
+
 /// Runs one scenario against `layer`.
 pub async fn run_scenario<L: StateLayer>(
     layer: Arc<L>,
@@ -143,20 +166,7 @@ pub async fn run_scenario<L: StateLayer>(
     opts: &RunOptions,
 ) -> ScenarioOutcome {
     let started = Instant::now();
-    let mut outcome = ScenarioOutcome {
-        name: sc.name.clone(),
-        file: file.to_path_buf(),
-        status: Status::Pass,
-        seed: opts.seed,
-        variant: opts.variant.to_string(),
-        duration_ms: 0,
-        declared_wait_ms: 0,
-        failures: Vec::new(),
-        faults: Vec::new(),
-        skipped_reason: None,
-        bundle: None,
-        events: Vec::new(),
-    };
+    let mut outcome = ScenarioOutcome::start(sc, file, opts);
     let missing = layer.capabilities().missing(&required_capabilities(sc));
     if !missing.is_empty() {
         outcome.status = Status::Skip;
@@ -196,7 +206,59 @@ pub async fn run_scenario<L: StateLayer>(
     outcome
 }
 
-fn make_run_dir(opts: &RunOptions) -> Result<tempfile::TempDir, String> {
+/// Writes the scenario's home: the fixture threads (aliased `t0..`, `a0..`) and its extra
+/// files. Shared by every target.
+pub(crate) fn build_home(sc: &Scenario, seed: u64, home: &mut HomeModel) -> Result<(), String> {
+    let threads = generate_home(
+        &home.codex_home,
+        &FixtureOptions {
+            threads: sc.home.threads,
+            archived: sc.home.archived,
+            seed,
+            ..FixtureOptions::default()
+        },
+    )
+    .map_err(|e| format!("cannot generate the home: {e}"))?;
+    let (mut active, mut archived) = (0, 0);
+    for t in threads {
+        let alias = if t.root == Root::Archived {
+            archived += 1;
+            format!("a{}", archived - 1)
+        } else {
+            active += 1;
+            format!("t{}", active - 1)
+        };
+        home.threads.insert(
+            alias,
+            ThreadEntry {
+                id: t.id,
+                path: t.path,
+                root: t.root,
+            },
+        );
+    }
+    for extra in &sc.home.files {
+        if extra.path.is_absolute()
+            || extra
+                .path
+                .components()
+                .any(|c| c == std::path::Component::ParentDir)
+        {
+            return Err(format!(
+                "home file {} must be relative and inside the home",
+                extra.path.display()
+            ));
+        }
+        let path = home.codex_home.join(&extra.path);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
+        }
+        std::fs::write(&path, &extra.content).map_err(|e| format!("{}: {e}", path.display()))?;
+    }
+    Ok(())
+}
+
+pub(crate) fn make_run_dir(opts: &RunOptions) -> Result<tempfile::TempDir, String> {
     let mut b = tempfile::Builder::new();
     b.prefix("statedb-scenario-");
     match &opts.work_dir {
@@ -212,7 +274,7 @@ fn make_run_dir(opts: &RunOptions) -> Result<tempfile::TempDir, String> {
     }
 }
 
-fn write_bundle(dir: &Path, outcome: &ScenarioOutcome, file: &Path) {
+pub(crate) fn write_bundle(dir: &Path, outcome: &ScenarioOutcome, file: &Path) {
     let events: String = outcome
         .events
         .iter()
@@ -246,7 +308,8 @@ struct Run<'a, L: StateLayer> {
     workers: HashMap<String, WorkerHandle>,
     failures: Vec<String>,
     coverage: Vec<FaultCoverage>,
-    baseline: BTreeMap<u64, usize>,
+    /// The rollout bytes expected at the end (setup, plus each fault's own changes).
+    ledger: FilesLedger,
     declared_wait: Duration,
     one_shots: u32,
 }
@@ -269,7 +332,7 @@ impl<'a, L: StateLayer> Run<'a, L> {
             workers: HashMap::new(),
             failures: Vec::new(),
             coverage: Vec::new(),
-            baseline: BTreeMap::new(),
+            ledger: FilesLedger::default(),
             declared_wait: Duration::ZERO,
             one_shots: 0,
         }
@@ -306,54 +369,7 @@ impl<'a, L: StateLayer> Run<'a, L> {
         ] {
             std::fs::create_dir_all(d).map_err(|e| format!("{}: {e}", d.display()))?;
         }
-        let threads = generate_home(
-            &self.home.codex_home,
-            &FixtureOptions {
-                threads: self.sc.home.threads,
-                archived: self.sc.home.archived,
-                seed: self.opts.seed,
-                ..FixtureOptions::default()
-            },
-        )
-        .map_err(|e| format!("cannot generate the home: {e}"))?;
-        let (mut active, mut archived) = (0, 0);
-        for t in threads {
-            let alias = if t.root == Root::Archived {
-                archived += 1;
-                format!("a{}", archived - 1)
-            } else {
-                active += 1;
-                format!("t{}", active - 1)
-            };
-            self.home.threads.insert(
-                alias,
-                ThreadEntry {
-                    id: t.id,
-                    path: t.path,
-                    root: t.root,
-                },
-            );
-        }
-        for extra in &self.sc.home.files {
-            if extra.path.is_absolute()
-                || extra
-                    .path
-                    .components()
-                    .any(|c| c == std::path::Component::ParentDir)
-            {
-                return Err(format!(
-                    "home file {} must be relative and inside the home",
-                    extra.path.display()
-                ));
-            }
-            let path = self.home.codex_home.join(&extra.path);
-            if let Some(parent) = path.parent() {
-                std::fs::create_dir_all(parent)
-                    .map_err(|e| format!("{}: {e}", parent.display()))?;
-            }
-            std::fs::write(&path, &extra.content)
-                .map_err(|e| format!("{}: {e}", path.display()))?;
-        }
+        build_home(self.sc, self.opts.seed, &mut self.home)?;
         let setup_ctx = ProcessContext::builder().name("setup").build();
         match self.sc.home.db {
             DbSetup::None => {}
@@ -371,12 +387,12 @@ impl<'a, L: StateLayer> Run<'a, L> {
                     .map_err(|e| format!("cannot index the home: {e}"))?;
             }
         }
+        self.ledger = FilesLedger::new(&Census::take(&self.home.codex_home));
         for (i, decl) in self.sc.faults.iter().enumerate() {
             if decl.at == FaultTime::Setup {
                 self.inject(i);
             }
         }
-        self.baseline = rollout_digests(&self.home.codex_home);
         Ok(())
     }
 
@@ -398,7 +414,11 @@ impl<'a, L: StateLayer> Run<'a, L> {
     fn inject(&mut self, index: usize) -> Option<String> {
         let decl = &self.sc.faults[index];
         let id = self.sc.fault_id(index);
+        // The fault's own changes to the files, and only those, are expected to persist.
+        let before = Census::take(&self.home.codex_home);
         let result = decl.fault.apply(&mut self.home);
+        self.ledger
+            .account_fault(&before, &Census::take(&self.home.codex_home));
         let (fired, detail) = match result {
             Ok(d) => (true, d),
             Err(e) => (false, e),
@@ -409,9 +429,6 @@ impl<'a, L: StateLayer> Run<'a, L> {
             fired,
             detail: detail.clone(),
         });
-        if decl.fault.touches_rollouts() {
-            self.baseline = rollout_digests(&self.home.codex_home);
-        }
         (!fired).then(|| format!("fault '{id}' did not fire: {detail}"))
     }
 
@@ -489,12 +506,41 @@ impl<'a, L: StateLayer> Run<'a, L> {
         Ok(())
     }
 
-    /// Checks every lookup of an outcome against the "never another thread's file" invariant.
-    fn lookup_invariants(&mut self, out: &WorkerOutcome) {
+    /// "Never another thread's file", judged by reading the head of every path a lookup
+    /// answered, whatever the answer's label; a listing holds each thread once, each with a
+    /// path of its own (and every rollout, when the expectation says the listing is whole).
+    fn lookup_invariants(&mut self, out: &WorkerOutcome, complete: bool) {
         for r in &out.lookups {
-            if let Some(v) = lookup_never_foreign(r) {
-                self.failures.push(v);
+            if let Some(path) = &r.path {
+                if let Some(v) = check_answer_path(&r.thread_id, path, &self.home.codex_home) {
+                    self.failures.push(v);
+                }
             }
+        }
+        if let Some(list) = &out.list {
+            let listed: Vec<Listed> = list
+                .items
+                .iter()
+                .zip(&list.paths)
+                .map(|(id, p)| Listed {
+                    id: id.to_string(),
+                    path: Some(p.clone()),
+                })
+                .collect();
+            let scope = if list.archived {
+                ObservedScope::Archived
+            } else {
+                ObservedScope::Active
+            };
+            let census = Census::take(&self.home.codex_home);
+            let known = self.home.known_ids();
+            self.failures.extend(check_listing(
+                &listed,
+                &census,
+                scope,
+                &self.home.codex_home,
+                complete.then_some(&known),
+            ));
         }
     }
 
@@ -516,11 +562,12 @@ impl<'a, L: StateLayer> Run<'a, L> {
         plan_edit(&mut plan);
         let mut handle = WorkerHandle::spawn_task(self.layer.clone(), plan, self.log.clone())?;
         let out = handle.join(self.one_shot_timeout()).await?;
-        self.lookup_invariants(&out);
         Ok(out)
     }
 
+    /// Judges a finished worker: the outside checks of its answers, then its expectations.
     fn expect(&mut self, e: &Expect, out: &WorkerOutcome) -> Vec<String> {
+        self.lookup_invariants(out, e.all_threads == Some(true));
         // Deliberate waiting: an expected timeout, or a lower time bound the scenario sets
         // (e.g. waiting out a dead owner's lease).
         let timeout = if e.timed_out == Some(true) {
@@ -635,7 +682,6 @@ impl<'a, L: StateLayer> Run<'a, L> {
                     .get_mut(worker)
                     .ok_or_else(|| format!("worker {worker} was not started"))?;
                 let out = h.join(timeout.unwrap_or(Duration::from_secs(60))).await?;
-                self.lookup_invariants(&out);
                 Ok(self.expect(expect, &out))
             }
             Step::Inject { fault } => {
@@ -816,9 +862,14 @@ impl<'a, L: StateLayer> Run<'a, L> {
             ));
         }
         self.failures.extend(event_invariants(&events));
-        if let Some(v) = rollouts_unchanged(&self.baseline, &rollout_digests(&self.home.codex_home))
-        {
-            self.failures.push(v);
+        let losses = self.ledger.losses(&Census::take(&self.home.codex_home));
+        if !losses.is_empty() {
+            self.failures
+                .extend(FilesLedger::describe(&losses, &self.home.codex_home));
+            if let Err(e) = FilesLedger::keep_versions(&losses, &self.dir.join("lost-rollouts")) {
+                self.failures
+                    .push(format!("cannot keep the lost rollouts: {e}"));
+            }
         }
         // Fault coverage: every declared fault and every failpoint of a declared worker fired.
         for (i, decl) in self.sc.faults.iter().enumerate() {
@@ -863,7 +914,7 @@ impl<'a, L: StateLayer> Run<'a, L> {
 }
 
 /// Folds identical failure lines into one with a count, keeping first-seen order.
-fn collapse_repeats(lines: Vec<String>) -> Vec<String> {
+pub(crate) fn collapse_repeats(lines: Vec<String>) -> Vec<String> {
     let mut counts: Vec<(String, usize)> = Vec::new();
     for line in lines {
         match counts.iter_mut().find(|(l, _)| *l == line) {
