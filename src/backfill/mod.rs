@@ -13,6 +13,7 @@
 
 mod heartbeat;
 mod read_ahead;
+pub mod reconcile;
 
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;

@@ -177,3 +177,15 @@ pub fn delete_backfill_row(home: &HomeModel) -> Result<String, String> {
         .map_err(|e| e.to_string())?;
     changed(n, "backfill_state row deleted".to_string())
 }
+
+/// A name the user gave the thread in the app: stored only in the DB's `title`.
+pub fn set_title(home: &HomeModel, alias: &str, title: &str) -> Result<String, String> {
+    let id = home.thread(alias)?.id;
+    let n = connect(home)?
+        .execute(
+            "UPDATE threads SET title = ?1 WHERE id = ?2",
+            params![title, id.to_string()],
+        )
+        .map_err(|e| e.to_string())?;
+    changed(n, format!("row {alias} named '{title}' (DB only)"))
+}

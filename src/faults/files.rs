@@ -75,17 +75,18 @@ pub fn duplicate(home: &mut HomeModel, alias: &str) -> Result<String, String> {
     Ok(format!("{alias} also claimed by {}", home.relative(&dest)))
 }
 
-pub fn corrupt_db(home: &HomeModel) -> Result<String, String> {
+pub fn corrupt_db(home: &mut HomeModel) -> Result<String, String> {
     let db = home.db_path();
     let junk =
         b"this file used to be a database but is now just text; SQLite will say so.\n".repeat(64);
-    std::fs::write(&db, junk).map_err(|e| io(&db, e))?;
+    std::fs::write(&db, &junk).map_err(|e| io(&db, e))?;
     for sidecar in ["-wal", "-shm"] {
         let p = PathBuf::from(format!("{}{sidecar}", db.display()));
         if p.exists() {
             std::fs::remove_file(&p).map_err(|e| io(&p, e))?;
         }
     }
+    home.damaged_db = Some(junk);
     Ok(format!(
         "{} overwritten with non-database bytes",
         db.display()

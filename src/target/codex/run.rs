@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::db;
@@ -11,7 +12,9 @@ use super::worker::{run_job, CodexOutcome, Job};
 use super::CodexTarget;
 use crate::codex::{AppServer, HomeSpec};
 use crate::faults::{Fault, HomeModel};
-use crate::observe::{check_answer_path, check_listing, Census, FilesLedger, ObservedScope};
+use crate::observe::{
+    check_answer_path, check_listing, Census, FdSampler, FilesLedger, ObservedScope,
+};
 use crate::rollout::layout::watermark_for;
 use crate::scenario::checks::{check_expect, check_row, run_oracle};
 use crate::scenario::model::{
@@ -46,6 +49,8 @@ pub struct CodexRun<'a> {
     pub stderr_log: String,
     ledger: FilesLedger,
     seed: u64,
+    /// Descriptors on the DB file per app-server process, observed from `/proc`.
+    fds: Option<Arc<FdSampler>>,
 }
 
 impl<'a> CodexRun<'a> {
@@ -75,6 +80,7 @@ impl<'a> CodexRun<'a> {
             stderr_log: String::new(),
             ledger: FilesLedger::default(),
             seed,
+            fds: None,
         }
     }
 
@@ -170,7 +176,18 @@ impl<'a> CodexRun<'a> {
 
     fn spawn(&mut self, name: &str, role: Role, job: Job) {
         let (bin, spec) = (self.target.bin.clone(), self.spec.clone());
-        let task = tokio::spawn(run_job(bin, spec, job, REQUEST_TIMEOUT));
+        let db = self.home.db_path();
+        let sampler = self
+            .fds
+            .get_or_insert_with(|| Arc::new(FdSampler::start(db, Duration::from_millis(5))))
+            .clone();
+        let task = tokio::spawn(run_job(
+            bin,
+            spec,
+            job,
+            REQUEST_TIMEOUT,
+            Some((sampler, name.to_string())),
+        ));
         self.workers.insert(
             name.to_string(),
             Running {
@@ -392,7 +409,10 @@ impl<'a> CodexRun<'a> {
                 Ok(f)
             }
             Step::Check { oracle } => Ok(self.oracle(*oracle)),
-            Step::WaitFor { .. } | Step::Release { .. } | Step::Entrypoint { .. } => {
+            Step::WaitFor { .. }
+            | Step::Release { .. }
+            | Step::Entrypoint { .. }
+            | Step::Archive { .. } => {
                 Err("not observable on this target (the scenario should have been skipped)".into())
             }
         }
@@ -425,6 +445,14 @@ impl<'a> CodexRun<'a> {
             if let Some(w) = self.workers.remove(&name) {
                 w.task.abort();
                 let _ = w.task.await;
+            }
+        }
+        if let Some(sampler) = self.fds.take().and_then(|s| Arc::try_unwrap(s).ok()) {
+            // Codex's connection pool size is its own: the count is reported, not judged.
+            if let Some(max) = sampler.stop().values().max() {
+                self.note(format!(
+                    "one handle per process (Codex's pool size is its own; at most {max} descriptors on the DB file per app-server were seen)"
+                ));
             }
         }
         for check in &self.sc.checks {

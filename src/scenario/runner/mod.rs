@@ -9,113 +9,37 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
-use uuid::Uuid;
-
-use super::checks::{check_expect, check_row, event_invariants, run_oracle};
-use super::model::{
-    parse_bound, DbSetup, Expect, FaultTime, HandleMode, Role, Scenario, Step, WorkerKind,
-    WorkerSpec,
+use crate::scenario::checks::{check_expect, event_invariants, run_oracle};
+use crate::scenario::model::{
+    parse_bound, DbSetup, Expect, FaultTime, Role, Scenario, Step, WorkerKind, WorkerSpec,
 };
-use super::roles::{WorkerOutcome, WorkerPlan};
-use super::workers::{worker_files, EventLog, WorkerHandle};
-use crate::events::Event;
-use crate::failpoints::{FailAction, FailpointSet};
-use crate::faults::{HomeModel, ThreadEntry};
-use crate::fixture::{generate_home, FixtureOptions};
+use crate::scenario::roles::{WorkerOutcome, WorkerPlan};
+use crate::scenario::workers::{worker_files, EventLog, WorkerHandle};
+mod steps;
+
+use crate::failpoints::FailpointSet;
+use crate::faults::HomeModel;
 use crate::layer::{Capability, StateLayer};
-use crate::observe::answers::Listed;
+use crate::lookup::LookupSource;
+use crate::observe::answers::{check_verified_label, Listed};
+use crate::observe::handles::{judge, FdSampler};
 use crate::observe::{check_answer_path, check_listing, Census, FilesLedger, ObservedScope};
 use crate::process::ProcessContext;
 use crate::rollout::layout::Root;
+pub use crate::scenario::outcome::{FaultCoverage, RunOptions, ScenarioOutcome, Status};
+pub(crate) use crate::scenario::run_dir::{
+    build_home, collapse_repeats, make_run_dir, write_bundle,
+};
 use crate::state::{threads, OpenMode, RuntimeOptions, StateRuntime};
 use crate::state_db::StateDbConfig;
-use crate::thread::{Scope, ThreadMetadata};
-use crate::timing::format_duration;
-use crate::variant::Variant;
+use crate::thread::ThreadMetadata;
+pub use steps::step_label;
 
-/// How to run scenarios.
-#[derive(Debug, Clone)]
-pub struct RunOptions {
-    pub seed: u64,
-    pub variant: Variant,
-    /// The binary process workers re-invoke (`<binary> worker --plan FILE`); `None` skips
-    /// scenarios that need process workers.
-    pub worker_binary: Option<PathBuf>,
-    /// Keep the run directory even when the scenario passes.
-    pub keep: bool,
-    /// Where run directories are created (default: the system temp dir).
-    pub work_dir: Option<PathBuf>,
-}
-
-impl Default for RunOptions {
-    fn default() -> Self {
-        RunOptions {
-            seed: 0,
-            variant: Variant::Reference,
-            worker_binary: None,
-            keep: false,
-            work_dir: None,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Status {
-    Pass,
-    Fail,
-    Skip,
-}
-
-/// Whether a declared fault or failpoint fired.
-#[derive(Debug, Clone, Serialize)]
-pub struct FaultCoverage {
-    pub id: String,
-    pub kind: String,
-    pub fired: bool,
-    pub detail: String,
-}
-
-/// The result of one scenario run.
-#[derive(Debug, Clone, Serialize)]
-pub struct ScenarioOutcome {
-    pub name: String,
-    pub file: PathBuf,
-    pub status: Status,
-    pub seed: u64,
-    pub variant: String,
-    pub duration_ms: u64,
-    /// Waiting the scenario declares on purpose (sleeps, expected timeouts, failpoint sleeps).
-    pub declared_wait_ms: u64,
-    pub failures: Vec<String>,
-    pub faults: Vec<FaultCoverage>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub skipped_reason: Option<String>,
-    /// Expectations the target cannot show, removed and named (never passed silently).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub not_observed: Vec<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub bundle: Option<PathBuf>,
-    #[serde(skip)]
-    pub events: Vec<Event>,
-}
-
-impl ScenarioOutcome {
-    /// The one command that replays this run.
-    pub fn replay_command(&self) -> String {
-        let variant = if self.variant == "reference" {
-            String::new()
-        } else {
-            format!(" --variant {}", self.variant)
-        };
-        format!(
-            "statedb-harness replay {} --seed {}{variant}",
-            self.file.display(),
-            self.seed
-        )
-    }
-}
+/// How often process workers' DB descriptors are sampled from `/proc`.
+const FD_SAMPLE_EVERY: Duration = Duration::from_millis(5);
+/// Descriptors one reference handle holds on the DB file: its connection and the lease
+/// heartbeat's connection. More in one process means a second handle.
+const REFERENCE_FDS_PER_HANDLE: usize = 2;
 
 /// Capabilities a scenario needs from the state layer.
 pub fn required_capabilities(sc: &Scenario) -> Vec<Capability> {
@@ -135,27 +59,6 @@ pub fn required_capabilities(sc: &Scenario) -> Vec<Capability> {
         caps.push(Capability::Entrypoints);
     }
     caps
-}
-
-impl ScenarioOutcome {
-    /// A not-yet-run outcome of `sc` (status pass until something fails).
-    pub fn start(sc: &Scenario, file: &Path, opts: &RunOptions) -> ScenarioOutcome {
-        ScenarioOutcome {
-            name: sc.name.clone(),
-            file: file.to_path_buf(),
-            status: Status::Pass,
-            seed: opts.seed,
-            variant: opts.variant.to_string(),
-            duration_ms: 0,
-            declared_wait_ms: 0,
-            failures: Vec::new(),
-            faults: Vec::new(),
-            skipped_reason: None,
-            not_observed: Vec::new(),
-            bundle: None,
-            events: Vec::new(),
-        }
-    }
 }
 
 /// Runs one scenario against `layer`.
@@ -206,98 +109,6 @@ pub async fn run_scenario<L: StateLayer>(
     outcome
 }
 
-/// Writes the scenario's home: the fixture threads (aliased `t0..`, `a0..`) and its extra
-/// files. Shared by every target.
-pub(crate) fn build_home(sc: &Scenario, seed: u64, home: &mut HomeModel) -> Result<(), String> {
-    let threads = generate_home(
-        &home.codex_home,
-        &FixtureOptions {
-            threads: sc.home.threads,
-            archived: sc.home.archived,
-            seed,
-            ..FixtureOptions::default()
-        },
-    )
-    .map_err(|e| format!("cannot generate the home: {e}"))?;
-    let (mut active, mut archived) = (0, 0);
-    for t in threads {
-        let alias = if t.root == Root::Archived {
-            archived += 1;
-            format!("a{}", archived - 1)
-        } else {
-            active += 1;
-            format!("t{}", active - 1)
-        };
-        home.threads.insert(
-            alias,
-            ThreadEntry {
-                id: t.id,
-                path: t.path,
-                root: t.root,
-            },
-        );
-    }
-    for extra in &sc.home.files {
-        if extra.path.is_absolute()
-            || extra
-                .path
-                .components()
-                .any(|c| c == std::path::Component::ParentDir)
-        {
-            return Err(format!(
-                "home file {} must be relative and inside the home",
-                extra.path.display()
-            ));
-        }
-        let path = home.codex_home.join(&extra.path);
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
-        }
-        std::fs::write(&path, &extra.content).map_err(|e| format!("{}: {e}", path.display()))?;
-    }
-    Ok(())
-}
-
-pub(crate) fn make_run_dir(opts: &RunOptions) -> Result<tempfile::TempDir, String> {
-    let mut b = tempfile::Builder::new();
-    b.prefix("statedb-scenario-");
-    match &opts.work_dir {
-        Some(w) => {
-            std::fs::create_dir_all(w)
-                .map_err(|e| format!("cannot create work dir {}: {e}", w.display()))?;
-            b.tempdir_in(w)
-                .map_err(|e| format!("cannot create a run dir in {}: {e}", w.display()))
-        }
-        None => b
-            .tempdir()
-            .map_err(|e| format!("cannot create a run dir: {e}")),
-    }
-}
-
-pub(crate) fn write_bundle(dir: &Path, outcome: &ScenarioOutcome, file: &Path) {
-    let events: String = outcome
-        .events
-        .iter()
-        .filter_map(|e| serde_json::to_string(e).ok())
-        .map(|l| l + "\n")
-        .collect();
-    let _ = std::fs::write(dir.join("events.jsonl"), events);
-    let _ = std::fs::copy(file, dir.join("scenario.toml"));
-    let _ = std::fs::write(
-        dir.join("outcome.json"),
-        serde_json::to_string_pretty(outcome).unwrap_or_default(),
-    );
-    let _ = std::fs::write(
-        dir.join("REPLAY.txt"),
-        format!(
-            "seed: {}\nvariant: {}\nreplay: {}\n",
-            outcome.seed,
-            outcome.variant,
-            outcome.replay_command()
-        ),
-    );
-}
-
 struct Run<'a, L: StateLayer> {
     layer: Arc<L>,
     sc: &'a Scenario,
@@ -310,6 +121,8 @@ struct Run<'a, L: StateLayer> {
     coverage: Vec<FaultCoverage>,
     /// The rollout bytes expected at the end (setup, plus each fault's own changes).
     ledger: FilesLedger,
+    /// Descriptors on the DB file of each process worker, from `/proc` (started lazily).
+    fds: Option<FdSampler>,
     declared_wait: Duration,
     one_shots: u32,
 }
@@ -333,9 +146,21 @@ impl<'a, L: StateLayer> Run<'a, L> {
             failures: Vec::new(),
             coverage: Vec::new(),
             ledger: FilesLedger::default(),
+            fds: None,
             declared_wait: Duration::ZERO,
             one_shots: 0,
         }
+    }
+
+    /// An empty codex home beside the scenario's, for steps asking about another home.
+    fn other_home(&self, wanted: bool) -> Result<Option<PathBuf>, String> {
+        if !wanted {
+            return Ok(None);
+        }
+        let dir = self.dir.join("other-home");
+        std::fs::create_dir_all(dir.join("sessions"))
+            .map_err(|e| format!("{}: {e}", dir.display()))?;
+        Ok(Some(dir))
     }
 
     fn release_dir(&self) -> PathBuf {
@@ -481,6 +306,9 @@ impl<'a, L: StateLayer> Run<'a, L> {
             page_size: spec.and_then(|s| s.page_size),
             list_archived: false,
             prune: false,
+            unarchive: false,
+            cursor: None,
+            ask_home: None,
             entrypoint: spec.and_then(|s| s.entrypoint.clone()),
             seed: self.opts.seed,
         })
@@ -499,7 +327,20 @@ impl<'a, L: StateLayer> Run<'a, L> {
                     .as_ref()
                     .ok_or("process workers need the statedb-harness binary")?;
                 let (plan_file, log_file) = worker_files(&self.dir, &name);
-                WorkerHandle::spawn_process(binary, &plan, &plan_file, &log_file, self.log.clone())?
+                let h = WorkerHandle::spawn_process(
+                    binary,
+                    &plan,
+                    &plan_file,
+                    &log_file,
+                    self.log.clone(),
+                )?;
+                if let Some(pid) = h.pid() {
+                    let db = self.home.db_path();
+                    self.fds
+                        .get_or_insert_with(|| FdSampler::start(db, FD_SAMPLE_EVERY))
+                        .watch(&name, pid);
+                }
+                h
             }
         };
         self.workers.insert(name, handle);
@@ -512,8 +353,16 @@ impl<'a, L: StateLayer> Run<'a, L> {
     fn lookup_invariants(&mut self, out: &WorkerOutcome, complete: bool) {
         for r in &out.lookups {
             if let Some(path) = &r.path {
-                if let Some(v) = check_answer_path(&r.thread_id, path, &self.home.codex_home) {
+                let home = &self.home.codex_home;
+                if let Some(v) = check_answer_path(&r.thread_id, path, home) {
                     self.failures.push(v);
+                }
+                // The reference labels its answers; one that says it verified the head is
+                // held to that by reading the head here.
+                if let Some(source) = r.source.filter(|s| *s != LookupSource::UnverifiedDb) {
+                    let label = format!("{source:?}").to_lowercase();
+                    self.failures
+                        .extend(check_verified_label(&r.thread_id, path, &label, home));
                 }
             }
         }
@@ -592,214 +441,6 @@ impl<'a, L: StateLayer> Run<'a, L> {
         }
     }
 
-    async fn step_inner(&mut self, step: &Step) -> Result<Vec<String>, String> {
-        match step {
-            Step::Start { worker } => {
-                let spec = self
-                    .sc
-                    .workers
-                    .iter()
-                    .find(|w| &w.name == worker)
-                    .ok_or("unknown worker")?
-                    .clone();
-                for fp in spec.parsed_failpoints()? {
-                    if let FailAction::Sleep(d) = fp.action {
-                        self.declared_wait += d;
-                    }
-                }
-                let plan = self.plan(&spec.name, spec.role, Some(&spec))?;
-                self.start(plan, spec.kind)?;
-                Ok(vec![])
-            }
-            Step::WaitFor {
-                worker,
-                event,
-                timeout,
-            } => {
-                let timeout = timeout.unwrap_or(Duration::from_secs(30));
-                let (kind, fp) = match event.strip_prefix("failpoint:") {
-                    Some(fp) => ("failpoint_fired".to_string(), Some(fp.to_string())),
-                    None => (event.clone(), None),
-                };
-                let w = worker.clone();
-                let matches = |e: &Event| {
-                    e.worker == w
-                        && e.kind == kind
-                        && fp.as_deref().is_none_or(|name| {
-                            e.data.get("name").and_then(|v| v.as_str()) == Some(name)
-                        })
-                };
-                // Wait in short slices so a worker that ended without the event fails the
-                // step at once instead of after the whole timeout.
-                let deadline = Instant::now() + timeout;
-                let mut seen = false;
-                let mut ended = false;
-                while !seen && !ended && Instant::now() < deadline {
-                    let slice = deadline
-                        .saturating_duration_since(Instant::now())
-                        .min(Duration::from_millis(50));
-                    seen = self.log.wait_for(slice, matches).await;
-                    ended = self.workers.get_mut(worker).is_some_and(|h| h.has_ended());
-                }
-                if !seen && ended {
-                    // Its last events may still be on their way into the log.
-                    seen = self.log.wait_for(Duration::from_millis(200), matches).await;
-                    if !seen {
-                        return Ok(vec![format!(
-                            "worker {worker} ended without emitting '{event}'"
-                        )]);
-                    }
-                }
-                Ok(if seen {
-                    vec![]
-                } else {
-                    vec![format!(
-                        "worker {worker} did not emit '{event}' within {}",
-                        format_duration(timeout)
-                    )]
-                })
-            }
-            Step::Release { failpoint, .. } => {
-                let file = FailpointSet::release_file(&self.release_dir(), failpoint);
-                std::fs::write(&file, b"").map_err(|e| format!("{}: {e}", file.display()))?;
-                Ok(vec![])
-            }
-            Step::Kill { worker } => {
-                let h = self
-                    .workers
-                    .get_mut(worker)
-                    .ok_or_else(|| format!("worker {worker} was not started"))?;
-                h.kill().await?;
-                Ok(vec![])
-            }
-            Step::Join {
-                worker,
-                timeout,
-                expect,
-            } => {
-                let h = self
-                    .workers
-                    .get_mut(worker)
-                    .ok_or_else(|| format!("worker {worker} was not started"))?;
-                let out = h.join(timeout.unwrap_or(Duration::from_secs(60))).await?;
-                Ok(self.expect(expect, &out))
-            }
-            Step::Inject { fault } => {
-                let index = (0..self.sc.faults.len())
-                    .find(|i| &self.sc.fault_id(*i) == fault)
-                    .ok_or_else(|| format!("unknown fault {fault}"))?;
-                Ok(self.inject(index).into_iter().collect())
-            }
-            Step::Sleep { duration } => {
-                self.declared_wait += *duration;
-                tokio::time::sleep(*duration).await;
-                Ok(vec![])
-            }
-            Step::Init { expect } => {
-                let out = self.one_shot(Role::Init, |_| {}).await?;
-                Ok(self.expect(expect, &out))
-            }
-            Step::Lookup {
-                thread,
-                scope,
-                handle,
-                expect,
-            } => {
-                let id = self.home.thread(thread)?.id;
-                let (alias, scope, handle) = (thread.clone(), *scope, *handle);
-                let out = self
-                    .one_shot(Role::Lookup, move |p| {
-                        p.threads = vec![(alias, id)];
-                        p.scope = scope;
-                        p.handle = handle;
-                    })
-                    .await?;
-                Ok(self.expect(expect, &out))
-            }
-            Step::List {
-                archived,
-                page_size,
-                prune,
-                handle,
-                expect,
-            } => {
-                let (archived, page_size, prune, handle) = (*archived, *page_size, *prune, *handle);
-                let out = self
-                    .one_shot(Role::List, move |p| {
-                        p.list_archived = archived;
-                        p.page_size = page_size;
-                        p.prune = prune;
-                        p.handle = handle;
-                    })
-                    .await?;
-                Ok(self.expect(expect, &out))
-            }
-            Step::Entrypoint { entrypoint, expect } => {
-                let kind = entrypoint.clone();
-                let ids: Vec<(String, Uuid)> = self
-                    .home
-                    .threads
-                    .iter()
-                    .map(|(a, t)| (a.clone(), t.id))
-                    .collect();
-                let archived: Vec<Uuid> = self
-                    .home
-                    .threads
-                    .values()
-                    .filter(|t| t.root == Root::Archived)
-                    .map(|t| t.id)
-                    .collect();
-                let out = self
-                    .one_shot(Role::Entrypoint, move |p| {
-                        p.entrypoint = Some(kind);
-                        p.threads = ids;
-                        p.archived_ids = archived;
-                    })
-                    .await?;
-                Ok(self.expect(expect, &out))
-            }
-            Step::ExpectRow { thread, expect } => {
-                let id = self.home.thread(thread)?.id;
-                let rows = self.read_rows()?;
-                Ok(check_row(
-                    expect,
-                    rows.iter().find(|r| r.id == id),
-                    &self.home,
-                ))
-            }
-            Step::ExpectBackfill { status, rows } => {
-                let mut f = Vec::new();
-                let (got_status, got_rows) = self.read_status_and_count()?;
-                if let Some(s) = status {
-                    if s != &got_status {
-                        f.push(format!("expected backfill status = {s}, got {got_status}"));
-                    }
-                }
-                if let Some(n) = rows {
-                    if *n != got_rows {
-                        f.push(format!("expected {n} rows, got {got_rows}"));
-                    }
-                }
-                Ok(f)
-            }
-            Step::Check { oracle } => {
-                let rows = if self.home.db_path().exists() {
-                    Some(self.read_rows()?)
-                } else {
-                    None
-                };
-                let status = self.read_status_and_count().ok().map(|(s, _)| s);
-                Ok(run_oracle(
-                    *oracle,
-                    &self.home,
-                    rows.as_deref(),
-                    status.as_deref(),
-                    &self.log.snapshot(),
-                ))
-            }
-        }
-    }
-
     fn raw_db(&self) -> Result<rusqlite::Connection, String> {
         let db = self.home.db_path();
         let c =
@@ -861,6 +502,11 @@ impl<'a, L: StateLayer> Run<'a, L> {
                 &events,
             ));
         }
+        // One handle per process, from /proc: the events' own report is extra detail only.
+        if let Some(sampler) = self.fds.take() {
+            self.failures
+                .extend(judge(&sampler.stop(), REFERENCE_FDS_PER_HANDLE));
+        }
         self.failures.extend(event_invariants(&events));
         let losses = self.ledger.losses(&Census::take(&self.home.codex_home));
         if !losses.is_empty() {
@@ -910,57 +556,5 @@ impl<'a, L: StateLayer> Run<'a, L> {
                 ));
             }
         }
-    }
-}
-
-/// Folds identical failure lines into one with a count, keeping first-seen order.
-pub(crate) fn collapse_repeats(lines: Vec<String>) -> Vec<String> {
-    let mut counts: Vec<(String, usize)> = Vec::new();
-    for line in lines {
-        match counts.iter_mut().find(|(l, _)| *l == line) {
-            Some((_, n)) => *n += 1,
-            None => counts.push((line, 1)),
-        }
-    }
-    counts
-        .into_iter()
-        .map(|(l, n)| if n > 1 { format!("{l} (x{n})") } else { l })
-        .collect()
-}
-
-/// A short label of a step for failure messages.
-pub fn step_label(step: &Step) -> String {
-    match step {
-        Step::Start { worker } => format!("start {worker}"),
-        Step::WaitFor { worker, event, .. } => format!("wait_for {worker} {event}"),
-        Step::Release { worker, failpoint } => format!("release {worker} {failpoint}"),
-        Step::Kill { worker } => format!("kill {worker}"),
-        Step::Join { worker, .. } => format!("join {worker}"),
-        Step::Inject { fault } => format!("inject {fault}"),
-        Step::Sleep { duration } => format!("sleep {}", format_duration(*duration)),
-        Step::Init { .. } => "init".into(),
-        Step::Lookup {
-            thread,
-            scope,
-            handle,
-            ..
-        } => {
-            let scope = match scope {
-                Scope::Active => "",
-                Scope::Archived => " archived",
-                Scope::Any => " any",
-            };
-            let handle = match handle {
-                HandleMode::Init => "",
-                HandleMode::OpenOnly => " open-only",
-                HandleMode::None => " no-db",
-            };
-            format!("lookup {thread}{scope}{handle}")
-        }
-        Step::List { .. } => "list".into(),
-        Step::Entrypoint { entrypoint, .. } => format!("entrypoint {entrypoint}"),
-        Step::ExpectRow { thread, .. } => format!("expect_row {thread}"),
-        Step::ExpectBackfill { .. } => "expect_backfill".into(),
-        Step::Check { oracle } => format!("check {oracle:?}"),
     }
 }
