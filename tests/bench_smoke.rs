@@ -146,7 +146,9 @@ fn cli_json_is_well_formed_and_bad_arguments_exit_2() {
     assert!(json["backfill"][0]["same_work_baseline_secs"]["median"]
         .as_f64()
         .is_some());
-    assert!(json["lookup"][0]["db_hit_raw_us"]["median"].as_f64().is_some());
+    assert!(json["lookup"][0]["db_hit_raw_us"]["median"]
+        .as_f64()
+        .is_some());
     assert!(json["lookup"][0]["db_hit_ratio"].as_f64().is_some());
     assert!(
         json["lookup_growth"].is_null(),

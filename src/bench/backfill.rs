@@ -103,8 +103,14 @@ pub fn measure(
     let head_only_baseline_rollouts_per_sec = size / head_only_baseline_secs.median;
     Ok(BackfillFigures {
         size: home.size,
-        same_work_ratio: ratio(reference_rollouts_per_sec, same_work_baseline_rollouts_per_sec),
-        head_only_ratio: ratio(reference_rollouts_per_sec, head_only_baseline_rollouts_per_sec),
+        same_work_ratio: ratio(
+            reference_rollouts_per_sec,
+            same_work_baseline_rollouts_per_sec,
+        ),
+        head_only_ratio: ratio(
+            reference_rollouts_per_sec,
+            head_only_baseline_rollouts_per_sec,
+        ),
         reference_rollouts_per_sec,
         same_work_baseline_rollouts_per_sec,
         head_only_baseline_rollouts_per_sec,
@@ -151,14 +157,19 @@ fn run_baseline(
         .map_err(|e| format!("cannot create a DB directory: {e}"))?;
     ws.settle();
     let (rows, took) = match which {
-        Baseline::SameWork => timed(|| {
-            same_work_index(&home.codex_home, &dir, crate::timing::DEFAULT_BATCH_SIZE)
-        }),
-        Baseline::HeadOnly => timed(|| baseline_index(&home.codex_home, &dir.join("baseline.sqlite"))),
+        Baseline::SameWork => {
+            timed(|| same_work_index(&home.codex_home, &dir, crate::timing::DEFAULT_BATCH_SIZE))
+        }
+        Baseline::HeadOnly => {
+            timed(|| baseline_index(&home.codex_home, &dir.join("baseline.sqlite")))
+        }
     };
     let rows = rows?;
     if rows != home.size {
-        return Err(format!("{which:?} baseline indexed {rows} of {} rollouts", home.size));
+        return Err(format!(
+            "{which:?} baseline indexed {rows} of {} rollouts",
+            home.size
+        ));
     }
     Ok((took, dir))
 }

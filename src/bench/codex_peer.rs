@@ -200,7 +200,10 @@ async fn all_ready_codex(
             break;
         }
         if started.elapsed() > CODEX_START_TIMEOUT {
-            return Err(format!("Codex's backfill at {} did not complete", db.display()));
+            return Err(format!(
+                "Codex's backfill at {} did not complete",
+                db.display()
+            ));
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
@@ -383,7 +386,10 @@ fn reference_reads(
         cold.push(millis(t.elapsed()));
         let text = String::from_utf8_lossy(&out.stdout);
         if !out.status.success() || !text.contains("\"db\"") {
-            return Err(format!("reference lookup process of {id}: {} {text}", out.status));
+            return Err(format!(
+                "reference lookup process of {id}: {} {text}",
+                out.status
+            ));
         }
     }
     Ok((warm, cold))

@@ -312,7 +312,11 @@ pub fn run_benchmarks(opts: &BenchOptions) -> BenchReport {
             if opts.codex_sizes.contains(&size) {
                 match codex_peer::measure(&ws, &home, bin, binary, &CODEX_PROCS, &progress) {
                     Ok(f) => report.peers.codex.sizes.push(f),
-                    Err(e) => report.peers.codex.errors.push(format!("at {size} rollouts: {e}")),
+                    Err(e) => report
+                        .peers
+                        .codex
+                        .errors
+                        .push(format!("at {size} rollouts: {e}")),
                 }
             }
         }
@@ -446,7 +450,10 @@ fn codex_peers_setup(
     if !opts.codex_sizes.iter().any(|s| sizes.contains(s)) {
         return skip(
             report,
-            format!("no Codex size among the run's sizes (Codex sizes: {:?})", opts.codex_sizes),
+            format!(
+                "no Codex size among the run's sizes (Codex sizes: {:?})",
+                opts.codex_sizes
+            ),
         );
     }
     if opts.binary.is_none() {
@@ -537,15 +544,25 @@ fn goals(report: &BenchReport) -> Vec<Goal> {
         .sizes
         .iter()
         .flat_map(|f| {
-            [f.first_start.ratio, f.warm_read.ratio, f.one_process_read.ratio]
-                .into_iter()
-                .chain(f.all_ready.iter().map(|a| a.ratio))
+            [
+                f.first_start.ratio,
+                f.warm_read.ratio,
+                f.one_process_read.ratio,
+            ]
+            .into_iter()
+            .chain(f.all_ready.iter().map(|a| a.ratio))
         })
         .collect();
     goals.push(Goal {
         name: "the reference ahead of Codex on every side-by-side figure".to_string(),
-        met: (!codex_ratios.is_empty()).then(|| codex_ratios.iter().all(|r| r.is_some_and(|r| r > 1.0))),
-        detail: match codex_ratios.iter().flatten().copied().min_by(f64::total_cmp) {
+        met: (!codex_ratios.is_empty())
+            .then(|| codex_ratios.iter().all(|r| r.is_some_and(|r| r > 1.0))),
+        detail: match codex_ratios
+            .iter()
+            .flatten()
+            .copied()
+            .min_by(f64::total_cmp)
+        {
             Some(r) => format!("smallest Codex/reference ratio {r:.1}"),
             None => "not measured".to_string(),
         },
@@ -574,10 +591,7 @@ fn goals(report: &BenchReport) -> Vec<Goal> {
 
 /// A goal met when the worst of `values` ((key, value), e.g. (size, ratio)) is <= `limit`.
 fn worst_goal(name: String, values: &[(usize, f64)], limit: f64, unit: &str) -> Goal {
-    let worst = values
-        .iter()
-        .copied()
-        .max_by(|a, b| a.1.total_cmp(&b.1));
+    let worst = values.iter().copied().max_by(|a, b| a.1.total_cmp(&b.1));
     Goal {
         name,
         met: worst.map(|(_, v)| v <= limit),

@@ -56,7 +56,14 @@ pub fn render(r: &BenchReport) -> String {
         let _ = writeln!(
             out,
             "  {:>8}  {:>12}  {:>8}  {:>12}  {:>8}  {:>9}  {:>12}  {:>9}",
-            "rollouts", "reference /s", "ref s", "same work /s", "same s", "ref/same", "head only /s", "ref/head"
+            "rollouts",
+            "reference /s",
+            "ref s",
+            "same work /s",
+            "same s",
+            "ref/same",
+            "head only /s",
+            "ref/head"
         );
         for b in &r.backfill {
             let _ = writeln!(

@@ -70,8 +70,8 @@ impl Workspace {
         // too large to fit after 1970 (about 170,000 rollouts) moves its base forward.
         let span_ms = (size as i64 + 2).saturating_mul(FIXTURE_SPACING_MS);
         if opts.base_time.timestamp_millis() < span_ms {
-            opts.base_time = chrono::DateTime::from_timestamp_millis(span_ms)
-                .unwrap_or(opts.base_time);
+            opts.base_time =
+                chrono::DateTime::from_timestamp_millis(span_ms).unwrap_or(opts.base_time);
         }
         let (threads, took) = timed(|| generate_home(&codex_home, &opts));
         Ok(BenchHome {

@@ -247,7 +247,10 @@ mod tests {
         w.observe(&state(Some("a"), 2), t0 + Duration::from_millis(500));
         assert_eq!(w.deadline(&timings()), t0 + Duration::from_secs(1));
         let why = w.give_up(t0 + Duration::from_secs(1), &timings());
-        assert!(matches!(why, GiveUp::NoProgress { alive: true, .. }), "{why:?}");
+        assert!(
+            matches!(why, GiveUp::NoProgress { alive: true, .. }),
+            "{why:?}"
+        );
         assert!(why.explain().contains("wedged"), "{}", why.explain());
     }
 
@@ -258,7 +261,10 @@ mod tests {
         w.observe(&state(None, 1), t0);
         w.observe(&state(None, 1), t0 + Duration::from_millis(900));
         let why = w.give_up(t0 + Duration::from_secs(1), &timings());
-        assert!(matches!(why, GiveUp::NoProgress { alive: false, .. }), "{why:?}");
+        assert!(
+            matches!(why, GiveUp::NoProgress { alive: false, .. }),
+            "{why:?}"
+        );
     }
 
     #[test]
