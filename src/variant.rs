@@ -27,6 +27,8 @@ pub enum Variant {
     GateNoTimeout,
     /// The startup gate gives up at once instead of waiting for a live owner.
     GateGivesUpAtOnce,
+    /// The startup gate waits a fixed time, however steadily the owner makes progress.
+    GateFixedWait,
     /// The lease has no owner token: a stale owner's checkpoint and completion are accepted.
     LeaseNoOwnerToken,
     /// The lease heartbeat happens only per batch, so a slow batch loses the lease.
@@ -39,10 +41,23 @@ pub enum Variant {
     ListTimestampCursor,
     /// Write transactions begin DEFERRED (the `SQLITE_BUSY_SNAPSHOT` trap).
     DeferredWrites,
+    /// Listing and startup trust the index alone: rollouts added after the backfill are
+    /// never indexed, so no DB listing shows them.
+    ListTrustsIndex,
+    /// The listing built from the files shows a thread once per file claiming its id.
+    ListFilesDuplicates,
+    /// Archive renames onto an existing archived file of the same name (losing it).
+    ArchiveOverwrites,
+    /// Lookup and listing use a handle opened for another codex home (Codex only warns).
+    HandleHomeUnchecked,
+    /// Recovery from a damaged DB rebuilds without carrying over names and other DB-only values.
+    RecoveryDropsDbOnly,
+    /// Recovery deletes the damaged DB instead of keeping it as a backup.
+    RecoveryDeletesDamaged,
 }
 
 impl Variant {
-    pub const ALL: [Variant; 13] = [
+    pub const ALL: [Variant; 20] = [
         Variant::Reference,
         Variant::ConsumerLazyOpen,
         Variant::LookupTrustsDbPath,
@@ -50,12 +65,19 @@ impl Variant {
         Variant::RepairWholeRowUpsert,
         Variant::GateNoTimeout,
         Variant::GateGivesUpAtOnce,
+        Variant::GateFixedWait,
         Variant::LeaseNoOwnerToken,
         Variant::HeartbeatPerBatch,
         Variant::OpenOnlyMigrates,
         Variant::ListDeletesStale,
         Variant::ListTimestampCursor,
         Variant::DeferredWrites,
+        Variant::ListTrustsIndex,
+        Variant::ListFilesDuplicates,
+        Variant::ArchiveOverwrites,
+        Variant::HandleHomeUnchecked,
+        Variant::RecoveryDropsDbOnly,
+        Variant::RecoveryDeletesDamaged,
     ];
 
     pub fn name(self) -> &'static str {
@@ -67,12 +89,19 @@ impl Variant {
             Variant::RepairWholeRowUpsert => "repair-whole-row-upsert",
             Variant::GateNoTimeout => "gate-no-timeout",
             Variant::GateGivesUpAtOnce => "gate-gives-up-at-once",
+            Variant::GateFixedWait => "gate-fixed-wait",
             Variant::LeaseNoOwnerToken => "lease-no-owner-token",
             Variant::HeartbeatPerBatch => "heartbeat-per-batch",
             Variant::OpenOnlyMigrates => "open-only-migrates",
             Variant::ListDeletesStale => "list-deletes-stale",
             Variant::ListTimestampCursor => "list-timestamp-cursor",
             Variant::DeferredWrites => "deferred-writes",
+            Variant::ListTrustsIndex => "list-trusts-index",
+            Variant::ListFilesDuplicates => "list-files-duplicates",
+            Variant::ArchiveOverwrites => "archive-overwrites",
+            Variant::HandleHomeUnchecked => "handle-home-unchecked",
+            Variant::RecoveryDropsDbOnly => "recovery-drops-db-only",
+            Variant::RecoveryDeletesDamaged => "recovery-deletes-damaged",
         }
     }
 
@@ -93,6 +122,9 @@ impl Variant {
             Variant::GateGivesUpAtOnce => {
                 "startup gate gives up at once instead of waiting for a live owner"
             }
+            Variant::GateFixedWait => {
+                "startup gate waits a fixed time even while the owner makes progress"
+            }
             Variant::LeaseNoOwnerToken => {
                 "lease has no owner token; stale owner writes are accepted"
             }
@@ -104,6 +136,24 @@ impl Variant {
             Variant::ListTimestampCursor => "listing uses a timestamp-only cursor and loses ties",
             Variant::DeferredWrites => {
                 "write transactions begin DEFERRED (SQLITE_BUSY_SNAPSHOT trap)"
+            }
+            Variant::ListTrustsIndex => {
+                "listing trusts the index alone; rollouts added after the backfill stay unlisted"
+            }
+            Variant::ListFilesDuplicates => {
+                "file listing shows a thread once per file that claims its id"
+            }
+            Variant::ArchiveOverwrites => {
+                "archive renames onto an existing archived file of the same name"
+            }
+            Variant::HandleHomeUnchecked => {
+                "lookup and listing use a handle opened for another codex home"
+            }
+            Variant::RecoveryDropsDbOnly => {
+                "rebuilding a damaged DB loses thread names and other DB-only values"
+            }
+            Variant::RecoveryDeletesDamaged => {
+                "recovery deletes the damaged DB instead of keeping it"
             }
         }
     }

@@ -150,10 +150,10 @@ fn claim_is_singleton_until_stale_and_blocked_when_complete() {
         .try_claim_backfill(&LeaseClaimant::fresh(), 3_600_000)
         .unwrap());
     rt.read("age the lease", |c| {
-        c.execute(
-            "UPDATE backfill_state SET updated_at = updated_at - 10000,
-                lease_expires_at_ms = lease_expires_at_ms - 10000000 WHERE id = 1",
-            [],
+        c.execute_batch(
+            "UPDATE backfill_state SET updated_at = updated_at - 10000 WHERE id = 1;
+             UPDATE statedb_harness_lease SET state_updated_at = state_updated_at - 10000,
+                lease_expires_at_ms = lease_expires_at_ms - 10000000 WHERE id = 1;",
         )
     })
     .unwrap();
@@ -272,16 +272,16 @@ fn a_missing_singleton_row_reads_as_pending_and_init_recreates_it() {
 }
 
 #[test]
-fn newer_applied_migrations_are_tolerated() {
+fn tables_and_columns_of_a_newer_version_are_tolerated() {
     let (home, _) = home_with(1, 0);
     let c = cfg(home.path());
     {
         let rt =
             StateRuntime::open(&ctx("p"), c.runtime.clone(), OpenMode::CreateAndMigrate).unwrap();
         rt.read("fake newer", |c| {
-            c.execute(
-                "INSERT INTO statedb_harness_migrations VALUES (9999, 'from_the_future', 0)",
-                [],
+            c.execute_batch(
+                "CREATE TABLE statedb_harness_from_the_future (x INTEGER);
+                 ALTER TABLE threads ADD COLUMN from_the_future TEXT NOT NULL DEFAULT 'x';",
             )
         })
         .unwrap();

@@ -28,6 +28,8 @@ pub struct HomeModel {
     pub readonly_dirs: Vec<PathBuf>,
     /// Counter for unique names of files injectors create.
     pub counter: u32,
+    /// The bytes a DB-damaging injector left in `state_5.sqlite` (a recovery must keep them).
+    pub damaged_db: Option<Vec<u8>>,
 }
 
 impl HomeModel {
@@ -38,6 +40,7 @@ impl HomeModel {
             threads: BTreeMap::new(),
             readonly_dirs: Vec::new(),
             counter: 0,
+            damaged_db: None,
         }
     }
 

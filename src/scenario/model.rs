@@ -62,6 +62,12 @@ pub struct TimingSpec {
     /// Allowed lateness of timing bounds (`[wait_timeout, wait_timeout + slack]`).
     #[serde(with = "hs", default = "d_slack")]
     pub slack: Duration,
+    /// The gate's cap for an owner that keeps making progress.
+    #[serde(with = "hs", default = "d_wait_cap")]
+    pub wait_cap: Duration,
+    /// How long without progress before the gate calls a live owner wedged (default: wait_timeout).
+    #[serde(with = "hs::option", default, skip_serializing_if = "Option::is_none")]
+    pub stall: Option<Duration>,
 }
 
 fn d_lease() -> Duration {
@@ -79,6 +85,9 @@ fn d_busy() -> Duration {
 fn d_batch() -> usize {
     Timings::short().batch_size
 }
+fn d_wait_cap() -> Duration {
+    Timings::short().wait_cap
+}
 fn d_slack() -> Duration {
     Duration::from_millis(750)
 }
@@ -93,6 +102,8 @@ impl Default for TimingSpec {
             heartbeat: None,
             batch_size: d_batch(),
             slack: d_slack(),
+            wait_cap: d_wait_cap(),
+            stall: None,
         }
     }
 }
@@ -106,6 +117,8 @@ impl TimingSpec {
             busy_timeout: self.busy_timeout,
             heartbeat: self.heartbeat,
             batch_size: self.batch_size,
+            wait_cap: self.wait_cap,
+            stall: self.stall,
         }
     }
 }
@@ -218,6 +231,8 @@ pub enum Role {
     Writer,
     /// Hold a write transaction on the DB for `hold`.
     LockHolder,
+    /// Startup, then archive (or unarchive) one thread through the thread store.
+    Archive,
     /// Commit one small write transaction (a racing writer).
     Commit,
     /// Run an entrypoint's consumer wiring over the home's threads.
@@ -355,6 +370,9 @@ pub enum Step {
         thread: String,
         #[serde(default, skip_serializing_if = "is_default")]
         scope: Scope,
+        /// Ask about another (empty) codex home with this process's handle.
+        #[serde(default, skip_serializing_if = "is_default")]
+        ask_other_home: bool,
         #[serde(default, skip_serializing_if = "is_default")]
         handle: HandleMode,
         #[serde(default, skip_serializing_if = "is_default")]
@@ -368,6 +386,22 @@ pub enum Step {
         page_size: Option<usize>,
         #[serde(default, skip_serializing_if = "is_default")]
         prune: bool,
+        /// Ask about another (empty) codex home with this process's handle.
+        #[serde(default, skip_serializing_if = "is_default")]
+        ask_other_home: bool,
+        /// Start from this cursor (any form a client may hold) instead of the first page.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cursor: Option<String>,
+        #[serde(default, skip_serializing_if = "is_default")]
+        handle: HandleMode,
+        #[serde(default, skip_serializing_if = "is_default")]
+        expect: Expect,
+    },
+    /// Archive (or with `unarchive`, unarchive) a thread in a fresh one-shot process context.
+    Archive {
+        thread: String,
+        #[serde(default, skip_serializing_if = "is_default")]
+        unarchive: bool,
         #[serde(default, skip_serializing_if = "is_default")]
         handle: HandleMode,
         #[serde(default, skip_serializing_if = "is_default")]
@@ -469,6 +503,9 @@ pub enum Oracle {
     NoDbFile,
     /// Exactly one worker completed a backfill (from the event log).
     OneBackfillRun,
+    /// The bytes a DB-damaging fault left are kept in a `state_5.sqlite.corrupt-*` file
+    /// next to the DB.
+    DamagedDbKept,
 }
 
 /// A scenario load error: the file and what is wrong, with line and column when known.
@@ -642,7 +679,7 @@ impl Scenario {
                         return Err(format!("{at}: fault '{fault}' is applied at setup; declare it with at = \"step\""));
                     }
                 }
-                Step::Lookup { thread, expect, .. } => {
+                Step::Lookup { thread, expect, .. } | Step::Archive { thread, expect, .. } => {
                     check_alias(thread, &at)?;
                     check_expect(expect, &at, &check_alias)?;
                 }
@@ -731,8 +768,10 @@ pub fn parse_bound(text: &str, timing: &TimingSpec) -> Result<Duration, String> 
             "lease" => timing.lease,
             "slack" => timing.slack,
             "poll" => timing.poll,
+            "stall" => timing.stall.unwrap_or(timing.wait_timeout),
+            "wait_cap" => timing.wait_cap.max(timing.wait_timeout),
             other => crate::timing::parse_duration(other).map_err(|_| {
-                format!("invalid time bound '{text}' (a duration, or sums of wait_timeout, lease, slack, poll)")
+                format!("invalid time bound '{text}' (a duration, or sums of wait_timeout, lease, slack, poll, stall, wait_cap)")
             })?,
         };
     }

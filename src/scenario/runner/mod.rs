@@ -153,6 +153,17 @@ impl<'a, L: StateLayer> Run<'a, L> {
         }
     }
 
+    /// An empty codex home beside the scenario's, for steps asking about another home.
+    fn other_home(&self, wanted: bool) -> Result<Option<PathBuf>, String> {
+        if !wanted {
+            return Ok(None);
+        }
+        let dir = self.dir.join("other-home");
+        std::fs::create_dir_all(dir.join("sessions"))
+            .map_err(|e| format!("{}: {e}", dir.display()))?;
+        Ok(Some(dir))
+    }
+
     fn release_dir(&self) -> PathBuf {
         self.dir.join("release")
     }
@@ -296,6 +307,9 @@ impl<'a, L: StateLayer> Run<'a, L> {
             page_size: spec.and_then(|s| s.page_size),
             list_archived: false,
             prune: false,
+            unarchive: false,
+            cursor: None,
+            ask_home: None,
             entrypoint: spec.and_then(|s| s.entrypoint.clone()),
             seed: self.opts.seed,
         })

@@ -126,16 +126,19 @@ impl<L: StateLayer> Run<'_, L> {
             Step::Lookup {
                 thread,
                 scope,
+                ask_other_home,
                 handle,
                 expect,
             } => {
                 let id = self.home.thread(thread)?.id;
                 let (alias, scope, handle) = (thread.clone(), *scope, *handle);
+                let ask_home = self.other_home(*ask_other_home)?;
                 let out = self
                     .one_shot(Role::Lookup, move |p| {
                         p.threads = vec![(alias, id)];
                         p.scope = scope;
                         p.handle = handle;
+                        p.ask_home = ask_home;
                     })
                     .await?;
                 Ok(self.expect(expect, &out))
@@ -144,15 +147,38 @@ impl<L: StateLayer> Run<'_, L> {
                 archived,
                 page_size,
                 prune,
+                ask_other_home,
+                cursor,
                 handle,
                 expect,
             } => {
                 let (archived, page_size, prune, handle) = (*archived, *page_size, *prune, *handle);
+                let cursor = cursor.clone();
+                let ask_home = self.other_home(*ask_other_home)?;
                 let out = self
                     .one_shot(Role::List, move |p| {
                         p.list_archived = archived;
                         p.page_size = page_size;
                         p.prune = prune;
+                        p.cursor = cursor;
+                        p.ask_home = ask_home;
+                        p.handle = handle;
+                    })
+                    .await?;
+                Ok(self.expect(expect, &out))
+            }
+            Step::Archive {
+                thread,
+                unarchive,
+                handle,
+                expect,
+            } => {
+                let id = self.home.thread(thread)?.id;
+                let (alias, unarchive, handle) = (thread.clone(), *unarchive, *handle);
+                let out = self
+                    .one_shot(Role::Archive, move |p| {
+                        p.threads = vec![(alias, id)];
+                        p.unarchive = unarchive;
                         p.handle = handle;
                     })
                     .await?;
@@ -255,6 +281,12 @@ pub fn step_label(step: &Step) -> String {
             format!("lookup {thread}{scope}{handle}")
         }
         Step::List { .. } => "list".into(),
+        Step::Archive {
+            thread, unarchive, ..
+        } => format!(
+            "{} {thread}",
+            if *unarchive { "unarchive" } else { "archive" }
+        ),
         Step::Entrypoint { entrypoint, .. } => format!("entrypoint {entrypoint}"),
         Step::ExpectRow { thread, .. } => format!("expect_row {thread}"),
         Step::ExpectBackfill { .. } => "expect_backfill".into(),

@@ -408,7 +408,10 @@ impl<'a> CodexRun<'a> {
                 Ok(f)
             }
             Step::Check { oracle } => Ok(self.oracle(*oracle)),
-            Step::WaitFor { .. } | Step::Release { .. } | Step::Entrypoint { .. } => {
+            Step::WaitFor { .. }
+            | Step::Release { .. }
+            | Step::Entrypoint { .. }
+            | Step::Archive { .. } => {
                 Err("not observable on this target (the scenario should have been skipped)".into())
             }
         }

@@ -96,6 +96,10 @@ pub fn step_gap(step: &Step) -> Option<String> {
                 crate::scenario::runner::step_label(step)
             ))
         }
+        Step::Archive { .. } => Some(format!(
+            "step '{}' (archive steps are not driven through thread/archive yet)",
+            crate::scenario::runner::step_label(step)
+        )),
         _ => None,
     }
 }
