@@ -173,16 +173,21 @@ pub fn render(r: &BenchReport) -> String {
             );
             let _ = writeln!(
                 out,
-                "  {:>5}  {:>12}  {:>9}  {:>16}  {:>9}",
-                "procs", "all ready", "vs fewest", "exactly one ran", "all ready"
+                "  {:>5}  {:>12}  {:>9}  {:>12}  {:>16}  {:>9}",
+                "procs", "all ready", "vs fewest", "wake lag", "exactly one ran", "all ready"
             );
             for run in &c.runs {
+                let lag = run
+                    .wake_lag_ms
+                    .as_ref()
+                    .map_or("-".to_string(), |l| format!("{:.0} ms", l.median));
                 let _ = writeln!(
                     out,
-                    "  {:>5}  {:>9.0} ms  {:>9}  {:>16}  {:>9}",
+                    "  {:>5}  {:>9.0} ms  {:>9}  {:>12}  {:>16}  {:>9}",
                     run.procs,
                     run.all_ready_ms.median,
                     ratio(run.ratio_to_fewest),
+                    lag,
                     if run.exactly_one_ran { "yes" } else { "NO" },
                     if run.all_ready { "yes" } else { "NO" }
                 );

@@ -223,10 +223,20 @@ fn ask_db(ctx: &Arc<ProcessContext>, rt: &StateDbHandle, uuid: Uuid, scope: Scop
             return DbAnswer::Verified(path.clone());
         }
     }
-    let row = match rt.get_thread(uuid) {
+    let mut row = match rt.get_thread(uuid) {
         Ok(row) => row,
         Err(err) => return db_error(&err),
     };
+    // The lookup decided on `path`, read before the gap above. If another writer changed
+    // the row since, judge and repair against what was read first, so the repair's
+    // compare-and-swap sees the change and never overwrites it.
+    let in_scope =
+        |r: &ThreadMetadata| scope.archived_filter().is_none_or(|a| a == r.is_archived());
+    match (row.as_mut(), path) {
+        (Some(r), Some(first)) if in_scope(r) => r.rollout_path = first,
+        (Some(r), None) if in_scope(r) => row = None,
+        _ => {}
+    }
     if failpoint.is_err() {
         return DbAnswer::Fallback {
             reason: FallbackReason::DbError,
