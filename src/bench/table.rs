@@ -270,14 +270,20 @@ fn codex_peers(out: &mut String, c: &super::codex_peer::CodexPeerReport) {
             );
         }
         for a in &f.all_ready {
+            let codex = a
+                .codex_ms
+                .map_or("failed".to_string(), |ms| format!("{ms:.0} ms"));
             let _ = writeln!(
                 out,
-                "  {:<44}  {:>9.0} ms  {:>9.0} ms  {:>8}",
+                "  {:<44}  {:>12}  {:>9.0} ms  {:>8}",
                 format!("all ready, {} concurrent starts", a.procs),
-                a.codex_ms,
+                codex,
                 a.reference_ms,
                 ratio(a.ratio)
             );
+            if let Some(why) = &a.codex_failed {
+                let _ = writeln!(out, "    Codex: {why}");
+            }
         }
     }
     for e in &c.errors {
