@@ -94,9 +94,6 @@ pub enum Fault {
     SameTimestamp { threads: Vec<String> },
     /// The `backfill_state` singleton row is deleted.
     DeleteBackfillRow,
-    /// The home was copied with its DB from another home, which was then damaged: every
-    /// row names the other home's (verifiable) copy of its rollout.
-    CopiedHome,
     /// A new thread's rollout appears with no row (restored from a backup, copied from
     /// another machine) next to `beside`'s, in a new day, or archived; alias `new<N>`.
     NewRollout {
@@ -114,6 +111,9 @@ pub enum Fault {
         #[serde(default)]
         how: PageDamage,
     },
+    /// The home was copied with its DB from another home, which was then damaged: every
+    /// row names the other home's (verifiable) copy of its rollout.
+    CopiedHome,
 }
 
 impl Fault {
@@ -138,10 +138,10 @@ impl Fault {
             Fault::GarbleHead { .. } => "garble_head",
             Fault::SameTimestamp { .. } => "same_timestamp",
             Fault::DeleteBackfillRow => "delete_backfill_row",
-            Fault::CopiedHome => "copied_home",
             Fault::NewRollout { .. } => "new_rollout",
             Fault::DamagePage { .. } => "damage_page",
             Fault::DbOnlyTitle { .. } => "db_only_title",
+            Fault::CopiedHome => "copied_home",
         }
     }
 
@@ -179,8 +179,8 @@ impl Fault {
                 | Fault::DeleteFile { .. }
                 | Fault::EmptyFile { .. }
                 | Fault::GarbleHead { .. }
-                | Fault::CopiedHome
                 | Fault::NewRollout { .. }
+                | Fault::CopiedHome
         )
     }
 
@@ -221,10 +221,10 @@ impl Fault {
             Fault::GarbleHead { thread } => files::garble_head(home, thread),
             Fault::SameTimestamp { threads } => db::same_timestamp(home, threads),
             Fault::DeleteBackfillRow => db::delete_backfill_row(home),
-            Fault::CopiedHome => files::copied_home(home),
             Fault::NewRollout { beside, into } => appear::new_rollout(home, beside, *into),
             Fault::DamagePage { thread, how } => pages::damage_page(home, thread.as_deref(), *how),
             Fault::DbOnlyTitle { thread, title } => db::set_title(home, thread, title),
+            Fault::CopiedHome => files::copied_home(home),
         }
     }
 }
@@ -283,10 +283,6 @@ pub const FAULT_KINDS: &[(&str, &str)] = &[
         "the backfill_state singleton row deleted",
     ),
     (
-        "copied_home",
-        "home copied with its DB: rows name the (damaged) original home's files",
-    ),
-    (
         "new_rollout",
         "a new thread's rollout appears after indexing, with no row (restored/copied)",
     ),
@@ -297,5 +293,9 @@ pub const FAULT_KINDS: &[(&str, &str)] = &[
     (
         "damage_page",
         "a threads leaf page (or the schema page) torn or overwritten; still a SQLite file",
+    ),
+    (
+        "copied_home",
+        "home copied with its DB: rows name the (damaged) original home's files",
     ),
 ];

@@ -239,16 +239,17 @@ fn ask_db(ctx: &Arc<ProcessContext>, rt: &StateDbHandle, uuid: Uuid, scope: Scop
     judge_row(ctx, rt, uuid, scope, row)
 }
 
-/// The file at `path` lies under the scope's root of this home and is thread `uuid`'s (by
-/// its head). A path outside this home never verifies here (a moved or copied home);
-/// [`judge_row`] says why.
+/// The file at `path` is thread `uuid`'s (by its head) and lies under the scope's root
+/// of this home.
 fn verifies_in_scope(rt: &StateDbHandle, path: &Path, uuid: Uuid, scope: Scope) -> bool {
-    let in_scope_root = root_of(rt.codex_home(), path).is_some_and(|root| {
-        scope
-            .archived_filter()
-            .is_none_or(|a| root.is_archived() == a)
-    });
-    in_scope_root && read_session_meta_head(path).is_ok_and(|h| h.thread_id() == Some(uuid))
+    let head_ok = read_session_meta_head(path).is_ok_and(|h| h.thread_id() == Some(uuid));
+    head_ok
+        && match (scope.archived_filter(), root_of(rt.codex_home(), path)) {
+            (Some(want_archived), Some(root)) => root.is_archived() == want_archived,
+            (None, Some(_)) => true,
+            // Outside this home's roots (a moved or copied home): never a hot-path answer.
+            (_, None) => false,
+        }
 }
 
 /// Judges the whole row: scope, a missing file, the variant's trust, the head, the root.

@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use super::model::Scenario;
-use super::outcome::{RunOptions, ScenarioOutcome};
+use super::outcome::{FaultCoverage, RunOptions, ScenarioOutcome};
 use crate::faults::{HomeModel, ThreadEntry};
 use crate::fixture::{generate_home, FixtureOptions};
 use crate::rollout::layout::Root;
@@ -114,5 +114,41 @@ pub(crate) fn collapse_repeats(lines: Vec<String>) -> Vec<String> {
     counts
         .into_iter()
         .map(|(l, n)| if n > 1 { format!("{l} (x{n})") } else { l })
+        .collect()
+}
+
+/// The index of the fault a step names by id.
+pub(crate) fn fault_index(sc: &Scenario, id: &str) -> Result<usize, String> {
+    (0..sc.faults.len())
+        .find(|i| sc.fault_id(*i) == id)
+        .ok_or_else(|| format!("unknown fault {id}"))
+}
+
+/// Adds a "never injected" entry for every declared fault the run did not inject.
+pub(crate) fn add_never_injected(sc: &Scenario, coverage: &mut Vec<FaultCoverage>) {
+    for (i, decl) in sc.faults.iter().enumerate() {
+        let id = sc.fault_id(i);
+        if !coverage.iter().any(|c| c.id == id) {
+            coverage.push(FaultCoverage {
+                id,
+                kind: decl.fault.kind().to_string(),
+                fired: false,
+                detail: "never injected".into(),
+            });
+        }
+    }
+}
+
+/// One failure per declared fault or failpoint that never fired.
+pub(crate) fn unfired(coverage: &[FaultCoverage]) -> Vec<String> {
+    coverage
+        .iter()
+        .filter(|c| !c.fired)
+        .map(|c| {
+            format!(
+                "fault coverage: declared fault '{}' never fired ({})",
+                c.id, c.detail
+            )
+        })
         .collect()
 }

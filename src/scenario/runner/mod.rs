@@ -27,6 +27,7 @@ use crate::observe::{check_answer_path, check_listing, Census, FilesLedger, Obse
 use crate::process::ProcessContext;
 use crate::rollout::layout::Root;
 pub use crate::scenario::outcome::{FaultCoverage, RunOptions, ScenarioOutcome, Status};
+use crate::scenario::run_dir::{add_never_injected, unfired};
 pub(crate) use crate::scenario::run_dir::{
     build_home, collapse_repeats, make_run_dir, write_bundle,
 };
@@ -508,27 +509,12 @@ impl<'a, L: StateLayer> Run<'a, L> {
                 .extend(judge(&sampler.stop(), REFERENCE_FDS_PER_HANDLE));
         }
         self.failures.extend(event_invariants(&events));
-        let losses = self.ledger.losses(&Census::take(&self.home.codex_home));
-        if !losses.is_empty() {
-            self.failures
-                .extend(FilesLedger::describe(&losses, &self.home.codex_home));
-            if let Err(e) = FilesLedger::keep_versions(&losses, &self.dir.join("lost-rollouts")) {
-                self.failures
-                    .push(format!("cannot keep the lost rollouts: {e}"));
-            }
-        }
+        let lost = self
+            .ledger
+            .judge(&self.home.codex_home, &self.dir.join("lost-rollouts"));
+        self.failures.extend(lost);
         // Fault coverage: every declared fault and every failpoint of a declared worker fired.
-        for (i, decl) in self.sc.faults.iter().enumerate() {
-            let id = self.sc.fault_id(i);
-            if !self.coverage.iter().any(|c| c.id == id) {
-                self.coverage.push(FaultCoverage {
-                    id: id.clone(),
-                    kind: decl.fault.kind().to_string(),
-                    fired: false,
-                    detail: "never injected".into(),
-                });
-            }
-        }
+        add_never_injected(self.sc, &mut self.coverage);
         for w in &self.sc.workers {
             for fp in w.parsed_failpoints().unwrap_or_default() {
                 let fired = events.iter().any(|e| {
@@ -548,13 +534,6 @@ impl<'a, L: StateLayer> Run<'a, L> {
                 });
             }
         }
-        for c in &self.coverage {
-            if !c.fired {
-                self.failures.push(format!(
-                    "fault coverage: declared fault '{}' never fired ({})",
-                    c.id, c.detail
-                ));
-            }
-        }
+        self.failures.extend(unfired(&self.coverage));
     }
 }

@@ -13,6 +13,7 @@ use crate::layer::StateLayer;
 use crate::rollout::layout::Root;
 use crate::scenario::checks::{check_row, run_oracle};
 use crate::scenario::model::{HandleMode, Role, Step};
+use crate::scenario::run_dir::fault_index;
 use crate::thread::Scope;
 use crate::timing::format_duration;
 
@@ -110,9 +111,7 @@ impl<L: StateLayer> Run<'_, L> {
                 Ok(self.expect(expect, &out))
             }
             Step::Inject { fault } => {
-                let index = (0..self.sc.faults.len())
-                    .find(|i| &self.sc.fault_id(*i) == fault)
-                    .ok_or_else(|| format!("unknown fault {fault}"))?;
+                let index = fault_index(self.sc, fault)?;
                 Ok(self.inject(index).into_iter().collect())
             }
             Step::Sleep { duration } => {

@@ -21,6 +21,7 @@ use crate::scenario::model::{
     DbSetup, Expect, FaultTime, Oracle, Role, Scenario, Step, TimingSpec, PATH_OF_ROW,
 };
 use crate::scenario::roles::WorkerOutcome;
+use crate::scenario::run_dir::{add_never_injected, fault_index, unfired};
 use crate::scenario::runner::{build_home, step_label, FaultCoverage};
 use crate::thread::Scope;
 
@@ -350,9 +351,7 @@ impl<'a> CodexRun<'a> {
                 Ok(self.expect(expect, role, &done))
             }
             Step::Inject { fault } => {
-                let index = (0..self.sc.faults.len())
-                    .find(|i| &self.sc.fault_id(*i) == fault)
-                    .ok_or_else(|| format!("unknown fault {fault}"))?;
+                let index = fault_index(self.sc, fault)?;
                 Ok(self.inject(index).into_iter().collect())
             }
             Step::Sleep { duration } => {
@@ -459,33 +458,11 @@ impl<'a> CodexRun<'a> {
             let f = self.oracle(check.oracle);
             self.failures.extend(f);
         }
-        let losses = self.ledger.losses(&Census::take(&self.home.codex_home));
-        if !losses.is_empty() {
-            self.failures
-                .extend(FilesLedger::describe(&losses, &self.home.codex_home));
-            if let Err(e) = FilesLedger::keep_versions(&losses, &self.dir.join("lost-rollouts")) {
-                self.failures
-                    .push(format!("cannot keep the lost rollouts: {e}"));
-            }
-        }
-        for (i, decl) in self.sc.faults.iter().enumerate() {
-            let id = self.sc.fault_id(i);
-            if !self.coverage.iter().any(|c| c.id == id) {
-                self.coverage.push(FaultCoverage {
-                    id,
-                    kind: decl.fault.kind().to_string(),
-                    fired: false,
-                    detail: "never injected".into(),
-                });
-            }
-        }
-        for c in &self.coverage {
-            if !c.fired {
-                self.failures.push(format!(
-                    "fault coverage: declared fault '{}' never fired ({})",
-                    c.id, c.detail
-                ));
-            }
-        }
+        let lost = self
+            .ledger
+            .judge(&self.home.codex_home, &self.dir.join("lost-rollouts"));
+        self.failures.extend(lost);
+        add_never_injected(self.sc, &mut self.coverage);
+        self.failures.extend(unfired(&self.coverage));
     }
 }

@@ -97,7 +97,21 @@ pub fn step_gap(step: &Step) -> Option<String> {
             ))
         }
         Step::Archive { .. } => Some(format!(
-            "step '{}' (archive steps are not driven through thread/archive yet)",
+            "step '{}' (archive is not driven through the app-server yet)",
+            crate::scenario::runner::step_label(step)
+        )),
+        Step::List {
+            cursor: Some(_), ..
+        } => Some("step 'list' from a given cursor (not driven yet)".to_string()),
+        Step::Lookup {
+            ask_other_home: true,
+            ..
+        }
+        | Step::List {
+            ask_other_home: true,
+            ..
+        } => Some(format!(
+            "step '{}' asking about another home (one app-server serves one home)",
             crate::scenario::runner::step_label(step)
         )),
         _ => None,
