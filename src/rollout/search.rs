@@ -371,7 +371,7 @@ mod tests {
         let pb = write_rollout(home.path(), &RolloutSpec::new(b, tb)).unwrap();
         let root = sessions(&home);
         fs::write(root.join("notes.txt"), "x").unwrap();
-        fs::write(root.join("rollout-x.jsonl.zst"), "x").unwrap();
+        fs::write(root.join("rollout-x.jsonl.gz"), "x").unwrap();
         std::os::unix::fs::symlink(&pa, root.join("rollout-link.jsonl")).unwrap();
         std::os::unix::fs::symlink(pa.parent().unwrap(), root.join("linked-dir")).unwrap();
 
