@@ -302,6 +302,16 @@ pub fn reconcile_new_rollouts(
         else {
             continue;
         };
+        // Only a file named for the thread its head names: anything else is lookup's to
+        // judge (a mismatched or foreign file is never indexed from here).
+        let named = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(parse_rollout_file_name)
+            .map(|n| n.id);
+        if named != Some(id) {
+            continue;
+        }
         if known.contains_key(&id) || !claimed.insert(id) {
             continue;
         }
