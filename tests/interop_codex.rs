@@ -4,6 +4,7 @@
 //! here that failed before the change. Missing binaries skip locally, fail under CI.
 
 mod codex_support;
+mod common;
 mod interop_support;
 
 use std::path::Path;
@@ -150,6 +151,7 @@ fn every_harness_command_on_a_codex_db_leaves_it_usable_by_codex() {
     let (home, threads) = user_home(3, 2);
     let h = home.path().to_str().unwrap();
     codex_touch(&bin, home.path()).expect("Codex creates its DB");
+    let schema = codex_schema(&db(home.path()));
     let id = threads[0].id.to_string();
     harness_ok(&["init", "--codex-home", h], 0);
     harness_ok(&["lookup", "--codex-home", h, "--any", &id], 0);
@@ -157,6 +159,17 @@ fn every_harness_command_on_a_codex_db_leaves_it_usable_by_codex() {
     harness_ok(&["list", "--codex-home", h], 0);
     harness_ok(&["list", "--codex-home", h, "--archived", "--prune"], 0);
     harness_ok(&["status", "--codex-home", h], 0);
+    assert_eq!(
+        codex_schema(&db(home.path())),
+        schema,
+        "a harness command changed a table, index or trigger Codex owns"
+    );
+    harness_ok(&["audit", "--codex-home", h], 0);
+    assert_eq!(
+        codex_schema(&db(home.path())),
+        schema,
+        "audit changed the schema"
+    );
     let says = codex_says(&bin, home.path()).expect("Codex starts after the harness");
     assert_codex_agrees(&says, &threads);
 }

@@ -8,6 +8,7 @@
 //!   difference is named and explained below.
 
 mod codex_support;
+mod common;
 mod interop_support;
 
 use std::collections::BTreeMap;
@@ -24,9 +25,8 @@ fn copy_home(home: &Path) -> tempfile::TempDir {
         .copy_inside(true);
     fs_extra::dir::copy(home, dir.path(), &options).expect("copy home");
     // fs_extra does not keep mtimes; updated_at is the file's mtime.
-    for entry in walk(home) {
-        let rel = entry.strip_prefix(home).expect("under home");
-        let mtime = std::fs::metadata(&entry)
+    for rel in common::files_under(home).into_keys() {
+        let mtime = std::fs::metadata(home.join(&rel))
             .expect("meta")
             .modified()
             .expect("mtime");
@@ -38,22 +38,6 @@ fn copy_home(home: &Path) -> tempfile::TempDir {
             .expect("set mtime");
     }
     dir
-}
-
-fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).expect("read dir") {
-            let p = e.expect("entry").path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                out.push(p);
-            }
-        }
-    }
-    out
 }
 
 /// Every `threads` column of every row, by id; `rollout_path` made relative to the home.

@@ -196,6 +196,8 @@ pub fn render(r: &BenchReport) -> String {
         }
     }
 
+    codex_peers(&mut out, &r.peers.codex);
+
     let h = &r.harness_overhead;
     match h.ratio {
         Some(x) => {
@@ -227,4 +229,53 @@ pub fn render(r: &BenchReport) -> String {
         let _ = writeln!(out, "ERROR: {e}");
     }
     out
+}
+
+fn codex_peers(out: &mut String, c: &super::codex_peer::CodexPeerReport) {
+    if let Some(why) = &c.skipped {
+        let _ = writeln!(out, "\nCodex side by side: skipped ({why})");
+        return;
+    }
+    let version = c.codex_version.as_deref().unwrap_or("?");
+    for f in &c.sizes {
+        let _ = writeln!(
+            out,
+            "\nCodex {version} side by side on {} rollouts (medians; ratio = Codex / reference)",
+            f.size
+        );
+        let _ = writeln!(
+            out,
+            "  {:<44}  {:>12}  {:>12}  {:>8}",
+            "", "Codex", "reference", "ratio"
+        );
+        for (name, p) in [
+            ("first start (spawn to backfill complete)", &f.first_start),
+            ("warm read (app-server vs in-process)", &f.warm_read),
+            ("one process: start + read", &f.one_process_read),
+        ] {
+            let _ = writeln!(
+                out,
+                "  {:<44}  {:>9.1} {:<2}  {:>9.1} {:<2}  {:>8}",
+                name,
+                p.codex.median,
+                p.unit,
+                p.reference.median,
+                p.unit,
+                ratio(p.ratio)
+            );
+        }
+        for a in &f.all_ready {
+            let _ = writeln!(
+                out,
+                "  {:<44}  {:>9.0} ms  {:>9.0} ms  {:>8}",
+                format!("all ready, {} concurrent starts", a.procs),
+                a.codex_ms,
+                a.reference_ms,
+                ratio(a.ratio)
+            );
+        }
+    }
+    for e in &c.errors {
+        let _ = writeln!(out, "  error: {e}");
+    }
 }

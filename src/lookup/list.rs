@@ -1,7 +1,8 @@
 //! `list_threads`: a page of threads, newest first, with a `(timestamp, id)` keyset cursor.
 //!
-//! With a handle the page comes from the DB; rows whose rollout file is missing are left
-//! out, reported as `stale`, and the page is refilled to its size. Deleting them is the
+//! With a handle the page comes from the DB; rows whose rollout file is missing, lies
+//! outside the scope's root or belongs to another thread (by its head) are left out,
+//! reported as `stale`, and the page is refilled to its size. Deleting them is the
 //! explicit `prune` option, never a side effect of listing. A row naming a file outside this
 //! home (a home moved or copied with its DB) is never listed as it is: the thread's own
 //! rollout here is found and the row repaired onto it, or the row is stale. Without a
@@ -200,7 +201,7 @@ fn list_db(
                 break 'fetch;
             }
             let inside = root_of(rt.codex_home(), &row.rollout_path).is_some();
-            if inside && row.rollout_path.is_file() {
+            if inside && serves_row(&row.rollout_path, row.id, req.archived, rt.codex_home()) {
                 page.items.push(item(
                     row.id,
                     row.rollout_path,
@@ -215,7 +216,7 @@ fn list_db(
                     .push(item(row.id, path, row.created_at_ms, row.updated_at_ms));
             } else {
                 tracing::warn!(
-                    "state db list_threads returned stale rollout path for thread {}: {}",
+                    "state db list_threads returned a stale rollout path (missing, outside the scope's root, or another thread's file) for thread {}: {}",
                     row.id,
                     row.rollout_path.display()
                 );
@@ -345,6 +346,20 @@ fn list_files(
         stale: Vec::new(),
         pruned: Vec::new(),
     }
+}
+
+/// Whether a row's path serves its thread in a listing of `archived`: the file exists,
+/// lies under the scope's root, and its head does not name another thread (an
+/// unreadable head is not another thread's; lookups flag it).
+fn serves_row(path: &Path, id: Uuid, archived: bool, codex_home: &Path) -> bool {
+    let root = if archived {
+        Root::Archived
+    } else {
+        Root::Active
+    };
+    path.is_file()
+        && path.starts_with(root.dir(codex_home))
+        && !matches!(read_session_meta_head(path), Ok(head) if head.thread_id().is_some_and(|h| h != id))
 }
 
 /// Several files can claim one thread (a copy restored next to the original): the file

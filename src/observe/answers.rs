@@ -28,6 +28,20 @@ pub fn check_answer_path(asked: &str, path: &Path, home: &Path) -> Option<String
     }
 }
 
+/// "Answers are what they say": an answer labelled as verified (the target says it read
+/// the head) must name a file whose head claims `asked`; the head is read here.
+pub fn check_verified_label(asked: &str, path: &Path, label: &str, home: &Path) -> Option<String> {
+    match claimed_id(path) {
+        Some(c) if c == asked => None,
+        Some(_) => None, // a foreign head is reported by `check_answer_path`
+        None if path.is_file() => Some(format!(
+            "answers are what they say: the answer for {asked} returned {} as verified, but its head is unreadable (labelled {label})",
+            rel(path, home)
+        )),
+        None => None, // a missing file is reported by `check_answer_path`
+    }
+}
+
 /// One listed thread as the target returned it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Listed {
@@ -139,6 +153,19 @@ mod tests {
         assert!(
             check_answer_path("a", &b, dir.path()).is_none(),
             "unverifiable is not foreign"
+        );
+    }
+
+    #[test]
+    fn a_verified_label_on_an_unreadable_head_fails() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = write(dir.path(), "sessions/rollout-a.jsonl", "a");
+        assert!(check_verified_label("a", &a, "db", dir.path()).is_none());
+        std::fs::write(&a, "").unwrap();
+        let v = check_verified_label("a", &a, "db", dir.path()).expect("unreadable");
+        assert!(
+            v.contains("as verified, but its head is unreadable (labelled db)"),
+            "{v}"
         );
     }
 

@@ -107,6 +107,19 @@ impl FilesLedger {
             .collect()
     }
 
+    /// The end-of-run verdict: one failure per lost file (paths relative to `home`), the
+    /// lost versions kept under `bundle_dir`.
+    pub fn judge(&self, home: &Path, bundle_dir: &Path) -> Vec<String> {
+        let losses = self.losses(&Census::take(home));
+        let mut f = Self::describe(&losses, home);
+        if !losses.is_empty() {
+            if let Err(e) = Self::keep_versions(&losses, bundle_dir) {
+                f.push(format!("cannot keep the lost rollouts: {e}"));
+            }
+        }
+        f
+    }
+
     /// Writes each lost file's original bytes (and its overwrite, if any) under `dir`.
     pub fn keep_versions(losses: &[Loss], dir: &Path) -> std::io::Result<Vec<PathBuf>> {
         std::fs::create_dir_all(dir)?;

@@ -95,6 +95,28 @@ mod tests {
         assert_eq!(db_descriptors(pid, &db).unwrap(), 2);
     }
 
+    #[tokio::test]
+    async fn the_sampler_sees_a_process_open_a_second_handle() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("state_5.sqlite");
+        let first = rusqlite::Connection::open(&db).unwrap();
+        first.execute_batch("CREATE TABLE t (x)").unwrap();
+        let sampler = FdSampler::start(db.clone(), Duration::from_millis(1));
+        sampler.watch("me", std::process::id());
+        // A second and third connection (a second handle) while the sampler watches.
+        let _second = rusqlite::Connection::open(&db).unwrap();
+        let _third = rusqlite::Connection::open(&db).unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while sampler.max.lock().unwrap().get("me").copied().unwrap_or(0) < 3
+            && std::time::Instant::now() < deadline
+        {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        let max = sampler.stop();
+        assert_eq!(max.get("me"), Some(&3));
+        assert_eq!(judge(&max, 2).len(), 1);
+    }
+
     #[test]
     fn a_second_handle_fails_the_bound() {
         let mut max = BTreeMap::new();

@@ -371,12 +371,16 @@ mod tests {
         let pb = write_rollout(home.path(), &RolloutSpec::new(b, tb)).unwrap();
         let root = sessions(&home);
         fs::write(root.join("notes.txt"), "x").unwrap();
-        fs::write(root.join("rollout-x.jsonl.gz"), "x").unwrap();
+        fs::write(root.join("rollout-x.zst"), "x").unwrap();
+        // A compressed rollout is collected; a compressed twin of a plain one is not.
+        let packed = root.join("rollout-y.jsonl.zst");
+        fs::write(&packed, "x").unwrap();
+        fs::write(format!("{}.zst", pb.display()), "x").unwrap();
         std::os::unix::fs::symlink(&pa, root.join("rollout-link.jsonl")).unwrap();
         std::os::unix::fs::symlink(pa.parent().unwrap(), root.join("linked-dir")).unwrap();
 
         let (files, warnings) = collect_rollout_files(&root);
-        let mut expected = vec![pa, pb];
+        let mut expected = vec![pa, pb, packed];
         expected.sort();
         assert_eq!(files, expected);
         assert!(warnings.is_empty(), "{warnings:?}");

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 use statedb_harness::codex::{AppServer, CodexBin, CodexError, HomeSpec};
-use statedb_harness::fixture::{generate_home, FixtureOptions, FixtureThread};
+use statedb_harness::fixture::FixtureThread;
 
 pub use crate::codex_support::codex_or_skip;
 
@@ -43,17 +43,7 @@ pub fn old_codex_or_skip(test: &str) -> Option<CodexBin> {
 
 /// A generated home that looks like a user's: the harness-home marker removed.
 pub fn user_home(active: usize, archived: usize) -> (tempfile::TempDir, Vec<FixtureThread>) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let threads = generate_home(
-        dir.path(),
-        &FixtureOptions {
-            threads: active,
-            archived,
-            seed: 7,
-            ..FixtureOptions::default()
-        },
-    )
-    .expect("fixture home");
+    let (dir, threads) = crate::common::home_with(active, archived);
     std::fs::remove_file(
         dir.path()
             .join(statedb_harness::state::creation::HOME_MARKER),
@@ -62,9 +52,17 @@ pub fn user_home(active: usize, archived: usize) -> (tempfile::TempDir, Vec<Fixt
     (dir, threads)
 }
 
+/// The harness binary under test: this build, or `INTEROP_HARNESS_BIN` (an older build, to
+/// show which interop tests fail before a change).
+fn harness_bin() -> PathBuf {
+    std::env::var_os("INTEROP_HARNESS_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_statedb-harness")))
+}
+
 /// Runs `statedb-harness ARGS`, returning (exit code, stdout, stderr).
 pub fn harness(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_statedb-harness"))
+    let out = Command::new(harness_bin())
         .args(args)
         .env_remove("CODEX_HOME")
         .env_remove("CODEX_SQLITE_HOME")
@@ -209,4 +207,17 @@ pub fn exec(db: &Path, sql: &str) {
         .expect("open db")
         .execute_batch(sql)
         .expect("exec");
+}
+
+/// The schema text of every table, index and trigger Codex owns (everything not named
+/// `statedb_harness_*`), by name: the harness must never change any of it.
+pub fn codex_schema(db: &Path) -> BTreeMap<String, String> {
+    query(
+        db,
+        "SELECT name, COALESCE(sql, '') FROM sqlite_master
+         WHERE tbl_name NOT LIKE 'statedb_harness_%' ORDER BY name",
+    )
+    .into_iter()
+    .map(|r| (r[0].clone(), r[1].clone()))
+    .collect()
 }

@@ -686,12 +686,24 @@ fn check_listing(sut: &Sut, model: &Model, archived: bool, listed: &[Uuid]) {
         "a thread was listed twice: {listed:?}"
     );
     let expected: BTreeSet<Uuid> = match &sut.handle {
-        // From the DB: every row of that archived state whose file exists.
+        // From the DB: every row of that archived state whose file exists in the scope's
+        // root and is not another thread's (by its head).
         Some(handle) => handle
             .all_threads()
             .expect("read rows")
             .into_iter()
-            .filter(|row| row.is_archived() == archived && row.rollout_path.is_file())
+            .filter(|row| {
+                let root = if archived {
+                    Root::Archived
+                } else {
+                    Root::Active
+                };
+                row.is_archived() == archived
+                    && row.rollout_path.is_file()
+                    && row.rollout_path.starts_with(root.dir(sut.home()))
+                    && !matches!(read_session_meta_head(&row.rollout_path),
+                        Ok(h) if h.thread_id().is_some_and(|t| t != row.id))
+            })
             .map(|row| row.id)
             .collect(),
         // From the files: every readable rollout in that root.

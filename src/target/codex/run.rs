@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::db;
@@ -11,13 +12,16 @@ use super::worker::{run_job, CodexOutcome, Job};
 use super::CodexTarget;
 use crate::codex::{AppServer, HomeSpec};
 use crate::faults::{Fault, HomeModel};
-use crate::observe::{check_answer_path, check_listing, Census, FilesLedger, ObservedScope};
+use crate::observe::{
+    check_answer_path, check_listing, Census, FdSampler, FilesLedger, ObservedScope,
+};
 use crate::rollout::layout::watermark_for;
 use crate::scenario::checks::{check_expect, check_row, run_oracle};
 use crate::scenario::model::{
     DbSetup, Expect, FaultTime, Oracle, Role, Scenario, Step, TimingSpec, PATH_OF_ROW,
 };
 use crate::scenario::roles::WorkerOutcome;
+use crate::scenario::run_dir::{add_never_injected, fault_index, unfired};
 use crate::scenario::runner::{build_home, step_label, FaultCoverage};
 use crate::thread::Scope;
 
@@ -46,6 +50,8 @@ pub struct CodexRun<'a> {
     pub stderr_log: String,
     ledger: FilesLedger,
     seed: u64,
+    /// Descriptors on the DB file per app-server process, observed from `/proc`.
+    fds: Option<Arc<FdSampler>>,
 }
 
 impl<'a> CodexRun<'a> {
@@ -75,6 +81,7 @@ impl<'a> CodexRun<'a> {
             stderr_log: String::new(),
             ledger: FilesLedger::default(),
             seed,
+            fds: None,
         }
     }
 
@@ -170,7 +177,18 @@ impl<'a> CodexRun<'a> {
 
     fn spawn(&mut self, name: &str, role: Role, job: Job) {
         let (bin, spec) = (self.target.bin.clone(), self.spec.clone());
-        let task = tokio::spawn(run_job(bin, spec, job, REQUEST_TIMEOUT));
+        let db = self.home.db_path();
+        let sampler = self
+            .fds
+            .get_or_insert_with(|| Arc::new(FdSampler::start(db, Duration::from_millis(5))))
+            .clone();
+        let task = tokio::spawn(run_job(
+            bin,
+            spec,
+            job,
+            REQUEST_TIMEOUT,
+            Some((sampler, name.to_string())),
+        ));
         self.workers.insert(
             name.to_string(),
             Running {
@@ -333,9 +351,7 @@ impl<'a> CodexRun<'a> {
                 Ok(self.expect(expect, role, &done))
             }
             Step::Inject { fault } => {
-                let index = (0..self.sc.faults.len())
-                    .find(|i| &self.sc.fault_id(*i) == fault)
-                    .ok_or_else(|| format!("unknown fault {fault}"))?;
+                let index = fault_index(self.sc, fault)?;
                 Ok(self.inject(index).into_iter().collect())
             }
             Step::Sleep { duration } => {
@@ -430,37 +446,23 @@ impl<'a> CodexRun<'a> {
                 let _ = w.task.await;
             }
         }
+        if let Some(sampler) = self.fds.take().and_then(|s| Arc::try_unwrap(s).ok()) {
+            // Codex's connection pool size is its own: the count is reported, not judged.
+            if let Some(max) = sampler.stop().values().max() {
+                self.note(format!(
+                    "one handle per process (Codex's pool size is its own; at most {max} descriptors on the DB file per app-server were seen)"
+                ));
+            }
+        }
         for check in &self.sc.checks {
             let f = self.oracle(check.oracle);
             self.failures.extend(f);
         }
-        let losses = self.ledger.losses(&Census::take(&self.home.codex_home));
-        if !losses.is_empty() {
-            self.failures
-                .extend(FilesLedger::describe(&losses, &self.home.codex_home));
-            if let Err(e) = FilesLedger::keep_versions(&losses, &self.dir.join("lost-rollouts")) {
-                self.failures
-                    .push(format!("cannot keep the lost rollouts: {e}"));
-            }
-        }
-        for (i, decl) in self.sc.faults.iter().enumerate() {
-            let id = self.sc.fault_id(i);
-            if !self.coverage.iter().any(|c| c.id == id) {
-                self.coverage.push(FaultCoverage {
-                    id,
-                    kind: decl.fault.kind().to_string(),
-                    fired: false,
-                    detail: "never injected".into(),
-                });
-            }
-        }
-        for c in &self.coverage {
-            if !c.fired {
-                self.failures.push(format!(
-                    "fault coverage: declared fault '{}' never fired ({})",
-                    c.id, c.detail
-                ));
-            }
-        }
+        let lost = self
+            .ledger
+            .judge(&self.home.codex_home, &self.dir.join("lost-rollouts"));
+        self.failures.extend(lost);
+        add_never_injected(self.sc, &mut self.coverage);
+        self.failures.extend(unfired(&self.coverage));
     }
 }

@@ -13,6 +13,7 @@ use crate::codex::{AppServer, CodexBin, CodexError, HomeSpec};
 use crate::layer::InitSummary;
 use crate::lookup::LookupResult;
 use crate::observe::answers::Listed;
+use crate::observe::FdSampler;
 use crate::scenario::roles::{ListSummary, WorkerOutcome};
 use crate::thread::Scope;
 
@@ -44,8 +45,15 @@ pub struct CodexOutcome {
     pub pid: Option<u32>,
 }
 
-/// Runs `job` in a fresh app-server process; every request is bounded by `timeout`.
-pub async fn run_job(bin: CodexBin, home: HomeSpec, job: Job, timeout: Duration) -> CodexOutcome {
+/// Runs `job` in a fresh app-server process; every request is bounded by `timeout`. The
+/// process is registered with `fds` (as `name`) so its DB descriptors are observed.
+pub async fn run_job(
+    bin: CodexBin,
+    home: HomeSpec,
+    job: Job,
+    timeout: Duration,
+    fds: Option<(std::sync::Arc<FdSampler>, String)>,
+) -> CodexOutcome {
     let started = Instant::now();
     let mut done = CodexOutcome::default();
     let mut server = match AppServer::start(&bin, &home, timeout).await {
@@ -58,6 +66,9 @@ pub async fn run_job(bin: CodexBin, home: HomeSpec, job: Job, timeout: Duration)
         }
     };
     done.pid = server.pid();
+    if let (Some((sampler, name)), Some(pid)) = (&fds, done.pid) {
+        sampler.watch(name, pid);
+    }
     // The startup's result is read from the DB itself, not from anything Codex says.
     done.outcome.init = Some(InitSummary {
         status: read_status(home.sqlite_dir()).unwrap_or_else(|e| format!("unreadable ({e})")),
