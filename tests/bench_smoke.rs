@@ -108,9 +108,7 @@ fn tiny_run_gives_a_well_formed_report_and_cleans_up() {
         assert!(!json[key].is_null(), "{key} missing from the JSON");
     }
     let table = report.render_table();
-    assert!(
-        table.contains("Backfill (median") && table.contains("Harness overhead: not measured")
-    );
+    assert!(table.contains("Backfill (median") && table.contains("Harness overhead: not measured"));
     // The workspace is gone: nothing is left behind in the work dir.
     assert_eq!(std::fs::read_dir(work.path()).unwrap().count(), 0);
 }
