@@ -287,3 +287,54 @@ timeout = "10m"
         out.failures
     );
 }
+
+mod broken_layer;
+
+#[test]
+fn a_scenario_whose_run_panics_is_a_failure_with_its_message() {
+    use statedb_harness::scenario::catalog::{run_all, Entry};
+    let entry = |file: &str, name: &str, db: &str| Entry {
+        file: file.into(),
+        scenario: Scenario::parse(
+            Path::new(file),
+            &format!(
+                "name = \"{name}\"\n[home]\nthreads = 1\ndb = \"{db}\"\n\
+                 [[step]]\ndo = \"sleep\"\nfor = \"1ms\"\n"
+            ),
+        )
+        .unwrap_or_else(|e| panic!("{e}")),
+    };
+    let entries = vec![
+        entry("calm.toml", "calm", "none"),
+        entry("panics.toml", "panics", "indexed"),
+        entry("calm2.toml", "calm again", "none"),
+    ];
+    let layer = broken_layer::BrokenLayer::new(broken_layer::Bends {
+        init: Some(std::sync::Arc::new(|_| panic!("init exploded"))),
+        ..Default::default()
+    });
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let outcomes = rt.block_on(run_all(
+        layer,
+        &entries,
+        &common::scenario_options(7),
+        2,
+        |_| {},
+    ));
+    let summary: Vec<(&str, Status)> = outcomes
+        .iter()
+        .map(|o| (o.name.as_str(), o.status))
+        .collect();
+    assert_eq!(
+        summary,
+        vec![
+            ("calm", Status::Pass),
+            ("panics", Status::Fail),
+            ("calm again", Status::Pass)
+        ]
+    );
+    assert_eq!(
+        outcomes[1].failures,
+        vec!["the scenario run panicked: init exploded".to_string()]
+    );
+}

@@ -10,4 +10,5 @@ pub mod record;
 pub mod report;
 pub mod roles;
 pub mod runner;
+pub mod waits;
 pub mod workers;

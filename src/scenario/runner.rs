@@ -21,8 +21,10 @@ use super::model::{
     WorkerSpec,
 };
 use super::roles::{WorkerOutcome, WorkerPlan};
+use super::waits::DeclaredWaits;
 use super::workers::{worker_files, EventLog, WorkerHandle};
-use crate::events::Event;
+use crate::clock::real_now_ms;
+use crate::events::{kinds, Event};
 use crate::failpoints::{FailAction, FailpointSet};
 use crate::faults::{HomeModel, ThreadEntry};
 use crate::fixture::{generate_home, FixtureOptions};
@@ -182,7 +184,7 @@ pub async fn run_scenario<L: StateLayer>(
     run.home.teardown();
     outcome.failures = collapse_repeats(std::mem::take(&mut run.failures));
     outcome.faults = std::mem::take(&mut run.coverage);
-    outcome.declared_wait_ms = run.declared_wait.as_millis() as u64;
+    outcome.declared_wait_ms = run.declared_wait.critical_path().as_millis() as u64;
     outcome.events = run.log.snapshot();
     outcome.duration_ms = started.elapsed().as_millis() as u64;
     if !outcome.failures.is_empty() {
@@ -247,7 +249,7 @@ struct Run<'a, L: StateLayer> {
     failures: Vec<String>,
     coverage: Vec<FaultCoverage>,
     baseline: BTreeMap<u64, usize>,
-    declared_wait: Duration,
+    declared_wait: DeclaredWaits,
     one_shots: u32,
 }
 
@@ -270,7 +272,7 @@ impl<'a, L: StateLayer> Run<'a, L> {
             failures: Vec::new(),
             coverage: Vec::new(),
             baseline: BTreeMap::new(),
-            declared_wait: Duration::ZERO,
+            declared_wait: DeclaredWaits::default(),
             one_shots: 0,
         }
     }
@@ -533,7 +535,8 @@ impl<'a, L: StateLayer> Run<'a, L> {
             .as_deref()
             .and_then(|b| parse_bound(b, &self.sc.timing).ok())
             .unwrap_or(Duration::ZERO);
-        self.declared_wait += timeout.max(floor);
+        self.declared_wait
+            .ending_at(real_now_ms(), timeout.max(floor));
         let rows = (e.path.as_deref() == Some(super::model::PATH_OF_ROW)).then(|| self.read_rows());
         check_expect(e, out, &self.home, &self.sc.timing, rows.as_ref())
     }
@@ -555,11 +558,6 @@ impl<'a, L: StateLayer> Run<'a, L> {
                     .find(|w| &w.name == worker)
                     .ok_or("unknown worker")?
                     .clone();
-                for fp in spec.parsed_failpoints()? {
-                    if let FailAction::Sleep(d) = fp.action {
-                        self.declared_wait += d;
-                    }
-                }
                 let plan = self.plan(&spec.name, spec.role, Some(&spec))?;
                 self.start(plan, spec.kind)?;
                 Ok(vec![])
@@ -645,7 +643,7 @@ impl<'a, L: StateLayer> Run<'a, L> {
                 Ok(self.inject(index).into_iter().collect())
             }
             Step::Sleep { duration } => {
-                self.declared_wait += *duration;
+                self.declared_wait.starting_at(real_now_ms(), *duration);
                 tokio::time::sleep(*duration).await;
                 Ok(vec![])
             }
@@ -800,6 +798,7 @@ impl<'a, L: StateLayer> Run<'a, L> {
             }
         }
         let events = self.log.snapshot();
+        self.failpoint_sleeps(&events);
         for check in &self.sc.checks {
             let rows = if self.home.db_path().exists() {
                 self.read_rows().ok()
@@ -857,6 +856,18 @@ impl<'a, L: StateLayer> Run<'a, L> {
                     "fault coverage: declared fault '{}' never fired ({})",
                     c.id, c.detail
                 ));
+            }
+        }
+    }
+}
+
+impl<L: StateLayer> Run<'_, L> {
+    /// Failpoint sleeps as declared waits, from when each one actually fired.
+    fn failpoint_sleeps(&mut self, events: &[Event]) {
+        for e in events.iter().filter(|e| e.kind == kinds::FAILPOINT_FIRED) {
+            let action = e.data.get("action").and_then(|a| a.as_str());
+            if let Some(Ok(FailAction::Sleep(d))) = action.map(str::parse) {
+                self.declared_wait.starting_at(e.at_ms, d);
             }
         }
     }
