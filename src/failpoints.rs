@@ -4,8 +4,10 @@
 //! A `FailpointSet` belongs to one `ProcessContext` (never a global registry), so tasks in one
 //! process and tests running in parallel never see each other's failpoints. Child processes
 //! get theirs explicitly as `--failpoint` arguments. Actions are a closed enum; nothing runs
-//! arbitrary code. A `pause` ends when its release file appears (the runner's "release" step)
-//! or when its duration runs out, so a paused worker can always be stopped.
+//! arbitrary code. A `pause` ends when its worker's release file appears (the runner's
+//! "release" step, which names one worker) or when its duration runs out, so a paused worker
+//! can always be stopped. A pause consumes the release file it ends on, so the next hit of
+//! the same failpoint pauses again until released again.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -229,9 +231,16 @@ impl FailpointSet {
         self.specs.is_empty()
     }
 
-    /// The file whose creation releases a paused failpoint.
-    pub fn release_file(release_dir: &std::path::Path, name: &str) -> PathBuf {
-        release_dir.join(format!("{name}.release"))
+    /// The file whose creation releases `worker`'s pause at failpoint `name` (one worker's,
+    /// never every worker paused there).
+    pub fn release_file(release_dir: &std::path::Path, worker: &str, name: &str) -> PathBuf {
+        release_dir.join(format!("{worker}@{name}.release"))
+    }
+
+    /// The file whose creation ends every pause under `release_dir`, now and later: the
+    /// runner's teardown, so no worker is left hanging whatever it hits next.
+    pub fn release_all_file(release_dir: &std::path::Path) -> PathBuf {
+        release_dir.join("ALL.release")
     }
 
     /// Evaluates failpoint `name`. Blocking (it may sleep or pause); callers on async
@@ -268,7 +277,7 @@ impl FailpointSet {
                 Ok(())
             }
             FailAction::Pause(d) => {
-                self.pause(name, *d);
+                self.pause(worker, name, *d);
                 Ok(())
             }
             FailAction::Error(message) => Err(FailpointError::Injected {
@@ -296,14 +305,22 @@ impl FailpointSet {
         }
     }
 
-    fn pause(&self, name: &str, max: Duration) {
+    fn pause(&self, worker: &str, name: &str, max: Duration) {
         let started = Instant::now();
         let release = self
             .release_dir
             .as_deref()
-            .map(|dir| Self::release_file(dir, name));
+            .map(|dir| Self::release_file(dir, worker, name));
+        let release_all = self.release_dir.as_deref().map(Self::release_all_file);
         while started.elapsed() < max {
-            if release.as_deref().is_some_and(|f| f.exists()) {
+            if release_all.as_deref().is_some_and(|f| f.exists()) {
+                return;
+            }
+            // Consuming the file is what ends the pause: a release frees one pause, once.
+            if release
+                .as_deref()
+                .is_some_and(|f| std::fs::remove_file(f).is_ok())
+            {
                 return;
             }
             std::thread::sleep(Duration::from_millis(5).min(max - started.elapsed()));
@@ -380,7 +397,7 @@ mod tests {
             Some(dir.path().to_path_buf()),
             DeathMode::Simulated,
         );
-        let release = FailpointSet::release_file(dir.path(), "backfill.after_claim");
+        let release = FailpointSet::release_file(dir.path(), "w", "backfill.after_claim");
         let releaser = std::thread::spawn(move || {
             std::thread::sleep(Duration::from_millis(50));
             std::fs::write(release, b"").unwrap();
@@ -390,5 +407,44 @@ mod tests {
             .unwrap();
         releaser.join().unwrap();
         assert!(started.elapsed() < Duration::from_secs(10));
+    }
+
+    #[test]
+    fn a_release_frees_one_pause_once_and_the_next_hit_pauses_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let set = FailpointSet::new(
+            vec!["backfill.after_batch=pause(300ms)".parse().unwrap()],
+            Some(dir.path().to_path_buf()),
+            DeathMode::Simulated,
+        );
+        let release = FailpointSet::release_file(dir.path(), "w", "backfill.after_batch");
+        std::fs::write(&release, b"").unwrap();
+        let started = Instant::now();
+        set.hit("backfill.after_batch", &EventSink::Null, "w")
+            .unwrap();
+        assert!(started.elapsed() < Duration::from_millis(300));
+        assert!(!release.exists(), "the release was not consumed");
+        // No new release: the second hit waits out its whole pause.
+        let started = Instant::now();
+        set.hit("backfill.after_batch", &EventSink::Null, "w")
+            .unwrap();
+        assert!(started.elapsed() >= Duration::from_millis(300));
+    }
+
+    #[test]
+    fn another_workers_release_does_not_free_this_pause() {
+        let dir = tempfile::tempdir().unwrap();
+        let set = FailpointSet::new(
+            vec!["backfill.after_claim=pause(200ms)".parse().unwrap()],
+            Some(dir.path().to_path_buf()),
+            DeathMode::Simulated,
+        );
+        let other = FailpointSet::release_file(dir.path(), "other", "backfill.after_claim");
+        std::fs::write(&other, b"").unwrap();
+        let started = Instant::now();
+        set.hit("backfill.after_claim", &EventSink::Null, "w")
+            .unwrap();
+        assert!(started.elapsed() >= Duration::from_millis(200));
+        assert!(other.exists(), "the other worker's release was taken");
     }
 }

@@ -338,3 +338,58 @@ fn a_scenario_whose_run_panics_is_a_failure_with_its_message() {
         vec!["the scenario run panicked: init exploded".to_string()]
     );
 }
+
+/// Two workers paused at one failpoint; the scenario releases RELEASED and then joins
+/// JOINED within a short timeout.
+const TWO_PAUSED: &str = r#"
+name = "release one of two paused workers"
+[home]
+threads = 2
+db = "fresh"
+[[worker]]
+name = "a"
+role = "init"
+failpoints = ["init.after_open=pause(5s)"]
+[[worker]]
+name = "b"
+role = "init"
+failpoints = ["init.after_open=pause(5s)"]
+[[step]]
+do = "start"
+worker = "a"
+[[step]]
+do = "start"
+worker = "b"
+[[step]]
+do = "wait_for"
+worker = "a"
+event = "failpoint:init.after_open"
+[[step]]
+do = "wait_for"
+worker = "b"
+event = "failpoint:init.after_open"
+[[step]]
+do = "release"
+worker = "RELEASED"
+failpoint = "init.after_open"
+[[step]]
+do = "join"
+worker = "JOINED"
+timeout = "2s"
+expect = { ok = true }
+"#;
+
+#[test]
+fn a_release_frees_only_the_worker_it_names() {
+    let out = run(&TWO_PAUSED.replace("RELEASED", "a").replace("JOINED", "a"));
+    assert!(out.failures.is_empty(), "{:?}", out.failures);
+    // Releasing a leaves b paused: joining b must time out, not pass.
+    let out = run(&TWO_PAUSED.replace("RELEASED", "a").replace("JOINED", "b"));
+    assert!(
+        out.failures
+            .iter()
+            .any(|f| f.contains("join b") && f.contains("worker b did not finish within 2s")),
+        "{:?}",
+        out.failures
+    );
+}

@@ -610,8 +610,8 @@ impl<'a, L: StateLayer> Run<'a, L> {
                     )]
                 })
             }
-            Step::Release { failpoint, .. } => {
-                let file = FailpointSet::release_file(&self.release_dir(), failpoint);
+            Step::Release { worker, failpoint } => {
+                let file = FailpointSet::release_file(&self.release_dir(), worker, failpoint);
                 std::fs::write(&file, b"").map_err(|e| format!("{}: {e}", file.display()))?;
                 Ok(vec![])
             }
@@ -775,15 +775,8 @@ impl<'a, L: StateLayer> Run<'a, L> {
     }
 
     async fn finish(&mut self) {
-        // Release every pause so nothing is left hanging, then reap the workers.
-        for w in &self.sc.workers {
-            for fp in w.parsed_failpoints().unwrap_or_default() {
-                let _ = std::fs::write(
-                    FailpointSet::release_file(&self.release_dir(), &fp.name),
-                    b"",
-                );
-            }
-        }
+        // Release every pause, now and later, so nothing is left hanging; then reap.
+        let _ = std::fs::write(FailpointSet::release_all_file(&self.release_dir()), b"");
         let names: Vec<String> = self.workers.keys().cloned().collect();
         for name in names {
             if let Some(h) = self.workers.get_mut(&name) {
