@@ -21,6 +21,7 @@ pub mod bench;
 pub mod cli;
 pub mod clock;
 pub mod consumers;
+pub mod defects;
 pub mod entrypoints;
 pub mod events;
 pub mod failpoints;

@@ -126,6 +126,12 @@ impl ProcessContext {
     pub fn variant(&self) -> Variant {
         self.variant
     }
+
+    /// The decision points this process runs with (the reference's, unless a seeded-bug
+    /// variant overrides one).
+    pub fn decisions(&self) -> &'static dyn crate::defects::Decisions {
+        self.variant.decisions()
+    }
     pub fn failpoints(&self) -> &FailpointSet {
         &self.failpoints
     }

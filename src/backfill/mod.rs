@@ -27,7 +27,6 @@ use crate::state::backfill_state::{
 };
 use crate::state::{threads, StateDbHandle, StateError};
 use crate::timing::Timings;
-use crate::variant::Variant;
 
 use heartbeat::Heartbeat;
 use read_ahead::ReadAhead;
@@ -73,7 +72,7 @@ pub fn run_backfill(rt: &StateDbHandle, timings: &Timings) -> Result<BackfillOut
             "state db backfill already running; skipping duplicate worker");
         return Ok(BackfillOutcome::default());
     }
-    let heartbeat = if ctx.variant() == Variant::HeartbeatPerBatch {
+    let heartbeat = if ctx.decisions().heartbeat_per_batch() {
         None
     } else {
         Some(Heartbeat::start(rt.clone(), who.owner_id.clone(), timings)?)
@@ -115,6 +114,16 @@ pub fn run_backfill(rt: &StateDbHandle, timings: &Timings) -> Result<BackfillOut
     result
 }
 
+/// The seeded per-batch heartbeat's one site: its failpoint fires where its refresh lives
+/// (each batch's checkpoint), so scenarios that inject into the heartbeat meet this variant
+/// too. An injected error ends only the refresh, as it ends the reference's timer thread.
+fn per_batch_heartbeat(ctx: &crate::process::ProcessContext) -> Result<(), StateError> {
+    match ctx.failpoint("backfill.heartbeat") {
+        Err(e @ crate::failpoints::FailpointError::Killed { .. }) => Err(e.into()),
+        _ => Ok(()),
+    }
+}
+
 fn scan_and_index(
     rt: &StateDbHandle,
     timings: &Timings,
@@ -122,6 +131,10 @@ fn scan_and_index(
     heartbeat: Option<&Heartbeat>,
 ) -> Result<BackfillOutcome, StateError> {
     let ctx = rt.context().clone();
+    if heartbeat.is_none() {
+        // The claim is the per-batch heartbeat's first refresh.
+        per_batch_heartbeat(&ctx)?;
+    }
     ctx.failpoint("backfill.after_claim")?;
     let lease_ms = timings.lease.as_millis() as i64;
     let state = rt.backfill_state()?;
@@ -162,6 +175,9 @@ fn scan_and_index(
                 path: rt.db_path().to_path_buf(),
                 owner: who.owner_id.clone(),
             });
+        }
+        if heartbeat.is_none() {
+            per_batch_heartbeat(&ctx)?;
         }
         // Read files outside the transaction; hold the write lock only for the inserts.
         let extracted: Vec<_> = batch

@@ -15,7 +15,6 @@ use crate::rollout::layout::Root;
 use crate::rollout::search::collect_rollout_files;
 use crate::state::threads::{self, Anchor, SortKey};
 use crate::state::{StateDbHandle, StateError};
-use crate::variant::Variant;
 
 /// One listing request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -131,9 +130,9 @@ fn list_db(
     req: &ListRequest,
     mut anchor: Option<Anchor>,
 ) -> Result<ListPage, ListError> {
-    let variant = rt.context().variant();
-    let weak_cursor = variant == Variant::ListTimestampCursor;
-    let delete_stale = req.prune || variant == Variant::ListDeletesStale;
+    let decisions = rt.context().decisions();
+    let weak_cursor = !decisions.list_cursor_breaks_ties();
+    let delete_stale = req.prune || decisions.list_always_prunes();
     let page_size = req.page_size.max(1);
     let mut page = ListPage::default();
     let mut more = false;

@@ -17,7 +17,6 @@ use crate::rollout::layout::Root;
 use crate::rollout::metadata::extract_metadata;
 use crate::state::{threads, StateDbHandle, StateError};
 use crate::thread::ThreadMetadata;
-use crate::variant::Variant;
 
 /// What a repair did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -82,11 +81,7 @@ fn repair_existing(
 ) -> Result<RepairOutcome, StateError> {
     let ctx = rt.context().clone();
     let archived_at = target_archived_at(Some(row_read), hit, root);
-    if ctx.variant() == Variant::RepairWholeRowUpsert {
-        // Seeded bug: write back the whole (possibly stale) row that the lookup read.
-        let mut copy = row_read.clone();
-        copy.rollout_path = hit.to_path_buf();
-        copy.archived_at_ms = archived_at;
+    if let Some(copy) = ctx.decisions().whole_row_repair(row_read, hit, archived_at) {
         rt.write("read repair", |tx| {
             ctx.failpoint("repair.after_read")?;
             threads::upsert(tx, &copy).map_err(rt.err("read repair"))

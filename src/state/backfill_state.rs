@@ -251,10 +251,10 @@ pub fn fenced_write(
         .query_row([], |r| r.get(0))
         .optional()?
         .flatten();
-    let fence = if variant == Variant::LeaseNoOwnerToken {
-        "id = 1"
-    } else {
+    let fence = if variant.decisions().lease_writes_fenced() {
         "id = 1 AND owner_id = ?1 AND status = 'running'"
+    } else {
+        "id = 1"
     };
     let set = match kind {
         FencedWrite::Heartbeat => {

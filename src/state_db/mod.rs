@@ -20,7 +20,6 @@ use crate::process::ProcessContext;
 use crate::state::backfill_state::{BackfillState, BackfillStatus, LeaseOwnerInfo};
 use crate::state::{OpenMode, RuntimeOptions, StateDbHandle, StateError, StateRuntime};
 use crate::timing::{format_duration, Timings};
-use crate::variant::Variant;
 
 /// Everything an entrypoint needs to bring up the state DB.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -214,11 +213,8 @@ fn wait_for_backfill_gate(
             return Ok(done(state, total, attempts));
         }
         let elapsed = started.elapsed();
-        let timed_out = match ctx.variant() {
-            Variant::GateNoTimeout => false,
-            Variant::GateGivesUpAtOnce => true,
-            _ => elapsed >= timings.wait_timeout,
-        };
+        let deadline = ctx.decisions().gate_deadline(timings.wait_timeout);
+        let timed_out = deadline.is_some_and(|d| elapsed >= d);
         if timed_out {
             return Err(InitError::TimedOut {
                 codex_home: home,
@@ -243,12 +239,9 @@ fn wait_for_backfill_gate(
         } else {
             tracing::info!("{message}");
         }
-        let remaining = timings.wait_timeout.saturating_sub(elapsed);
-        let nap = if ctx.variant() == Variant::GateNoTimeout {
-            timings.poll_interval
-        } else {
-            timings.poll_interval.min(remaining)
-        };
+        // The last nap ends at the deadline, never past it.
+        let remaining = deadline.map_or(timings.poll_interval, |d| d.saturating_sub(elapsed));
+        let nap = timings.poll_interval.min(remaining);
         std::thread::sleep(nap.max(Duration::from_millis(1)));
     }
 }
@@ -260,8 +253,7 @@ pub fn open_existing(
     ctx: &Arc<ProcessContext>,
     cfg: &StateDbConfig,
 ) -> Result<Option<StateDbHandle>, StateError> {
-    if ctx.variant() == Variant::OpenOnlyMigrates {
-        // Seeded bug: the "open-only" path does a full init.
+    if ctx.decisions().open_only_runs_init() {
         return Ok(try_init(ctx, cfg).ok().map(|r| r.handle));
     }
     let db_path = cfg.runtime.db_path();

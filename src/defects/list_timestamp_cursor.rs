@@ -1,0 +1,20 @@
+//! Seeded bug `list-timestamp-cursor`: listing pages with a timestamp-only cursor and loses rows that tie on it.
+
+use super::{Decisions, Defect, ExpectedKill};
+
+pub struct ListTimestampCursor;
+
+impl Decisions for ListTimestampCursor {
+    fn list_cursor_breaks_ties(&self) -> bool {
+        false
+    }
+}
+
+pub const DEFECT: Defect = Defect {
+    description: "listing pages with a timestamp-only cursor and loses rows that tie on it",
+    decisions: &ListTimestampCursor,
+    killed_by: &[ExpectedKill {
+        scenario: "list_cursor_ties",
+        failure: "step 1 (list): expected items = 7",
+    }],
+};
