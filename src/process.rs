@@ -145,7 +145,7 @@ impl ProcessContext {
     }
 
     /// Evaluates a failpoint of this process.
-    pub fn failpoint(&self, name: &str) -> Result<(), FailpointError> {
+    pub fn failpoint(&self, name: crate::failpoints::Failpoint) -> Result<(), FailpointError> {
         self.failpoints.hit(name, &self.events, &self.name)
     }
 

@@ -393,3 +393,28 @@ fn a_release_frees_only_the_worker_it_names() {
         out.failures
     );
 }
+
+#[test]
+fn an_unknown_failpoint_name_in_a_scenario_file_names_the_file_and_the_valid_names() {
+    let err = Scenario::parse(
+        Path::new("scenarios/typo.toml"),
+        r#"
+name = "typo"
+[[worker]]
+name = "w"
+role = "init"
+failpoints = ["backfill.after_clam=pause"]
+[[step]]
+do = "start"
+worker = "w"
+"#,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.starts_with("scenarios/typo.toml"), "{err}");
+    assert!(
+        err.contains("unknown failpoint 'backfill.after_clam'"),
+        "{err}"
+    );
+    assert!(err.contains("backfill.after_claim"), "{err}");
+}

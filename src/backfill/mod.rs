@@ -20,6 +20,7 @@ use std::sync::atomic::Ordering;
 use serde_json::json;
 
 use crate::events::kinds;
+use crate::failpoints::Failpoint;
 use crate::rollout::layout::{watermark_for, Root};
 use crate::rollout::search::collect_rollout_files;
 use crate::state::backfill_state::{
@@ -118,7 +119,7 @@ pub fn run_backfill(rt: &StateDbHandle, timings: &Timings) -> Result<BackfillOut
 /// (each batch's checkpoint), so scenarios that inject into the heartbeat meet this variant
 /// too. An injected error ends only the refresh, as it ends the reference's timer thread.
 fn per_batch_heartbeat(ctx: &crate::process::ProcessContext) -> Result<(), StateError> {
-    match ctx.failpoint("backfill.heartbeat") {
+    match ctx.failpoint(Failpoint::BackfillHeartbeat) {
         Err(e @ crate::failpoints::FailpointError::Killed { .. }) => Err(e.into()),
         _ => Ok(()),
     }
@@ -135,7 +136,7 @@ fn scan_and_index(
         // The claim is the per-batch heartbeat's first refresh.
         per_batch_heartbeat(&ctx)?;
     }
-    ctx.failpoint("backfill.after_claim")?;
+    ctx.failpoint(Failpoint::BackfillAfterClaim)?;
     let lease_ms = timings.lease.as_millis() as i64;
     let state = rt.backfill_state()?;
     let home = rt.codex_home().to_path_buf();
@@ -259,10 +260,10 @@ fn scan_and_index(
             kinds::BATCH_DONE,
             json!({"batch": batch_index + 1, "rows": batch.len(), "owner": who.owner_id}),
         );
-        ctx.failpoint("backfill.after_batch")?;
+        ctx.failpoint(Failpoint::BackfillAfterBatch)?;
     }
     drop(read_ahead);
-    ctx.failpoint("backfill.before_complete")?;
+    ctx.failpoint(Failpoint::BackfillBeforeComplete)?;
     if heartbeat.is_some_and(|h| h.lost.load(Ordering::SeqCst)) {
         return Err(StateError::LeaseLost {
             path: rt.db_path().to_path_buf(),

@@ -9,6 +9,7 @@ use uuid::Uuid;
 
 use super::repair::{read_repair, RepairOutcome};
 use crate::events::kinds;
+use crate::failpoints::Failpoint;
 use crate::process::ProcessContext;
 use crate::rollout::head::read_session_meta_head;
 use crate::rollout::layout::{root_of, Root};
@@ -210,7 +211,7 @@ fn ask_db(ctx: &Arc<ProcessContext>, rt: &StateDbHandle, uuid: Uuid, scope: Scop
             };
         }
     };
-    if ctx.failpoint("lookup.after_db_read").is_err() {
+    if ctx.failpoint(Failpoint::LookupAfterDbRead).is_err() {
         return DbAnswer::Fallback {
             reason: FallbackReason::DbError,
             unverified: None,

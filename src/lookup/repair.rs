@@ -13,6 +13,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use crate::events::kinds;
+use crate::failpoints::Failpoint;
 use crate::rollout::layout::Root;
 use crate::rollout::metadata::extract_metadata;
 use crate::state::{threads, StateDbHandle, StateError};
@@ -83,14 +84,14 @@ fn repair_existing(
     let archived_at = target_archived_at(Some(row_read), hit, root);
     if let Some(copy) = ctx.decisions().whole_row_repair(row_read, hit, archived_at) {
         rt.write("read repair", |tx| {
-            ctx.failpoint("repair.after_read")?;
+            ctx.failpoint(Failpoint::RepairAfterRead)?;
             threads::upsert(tx, &copy).map_err(rt.err("read repair"))
         })?;
         return Ok(RepairOutcome::Written);
     }
     rt.write("read repair", |tx| {
         let current = threads::get(tx, id).map_err(rt.err("read repair"))?;
-        ctx.failpoint("repair.after_read")?;
+        ctx.failpoint(Failpoint::RepairAfterRead)?;
         let Some(current) = current else {
             return Ok(RepairOutcome::Skipped(
                 "row was deleted concurrently; not recreated".into(),
@@ -146,7 +147,7 @@ fn insert_missing(
     );
     rt.write("read repair", |tx| {
         let _ = threads::get(tx, id).map_err(rt.err("read repair"))?;
-        ctx.failpoint("repair.after_read")?;
+        ctx.failpoint(Failpoint::RepairAfterRead)?;
         let inserted = threads::insert_if_absent(tx, &meta).map_err(rt.err("read repair"))?;
         Ok(if inserted {
             RepairOutcome::Written

@@ -829,7 +829,7 @@ impl<'a, L: StateLayer> Run<'a, L> {
                 let fired = events.iter().any(|e| {
                     e.worker == w.name
                         && e.kind == "failpoint_fired"
-                        && e.data.get("name").and_then(|v| v.as_str()) == Some(fp.name.as_str())
+                        && e.data.get("name").and_then(|v| v.as_str()) == Some(fp.name.name())
                 });
                 self.coverage.push(FaultCoverage {
                     id: format!("{}:{}", w.name, fp),

@@ -16,6 +16,7 @@ use serde_json::json;
 
 use crate::backfill::{run_backfill, BackfillOutcome};
 use crate::events::kinds;
+use crate::failpoints::Failpoint;
 use crate::process::ProcessContext;
 use crate::state::backfill_state::{BackfillState, BackfillStatus, LeaseOwnerInfo};
 use crate::state::{OpenMode, RuntimeOptions, StateDbHandle, StateError, StateRuntime};
@@ -104,7 +105,7 @@ pub fn try_init(ctx: &Arc<ProcessContext>, cfg: &StateDbConfig) -> Result<InitRe
             source: Box::new(source),
         },
     )?;
-    ctx.failpoint("init.after_open")
+    ctx.failpoint(Failpoint::InitAfterOpen)
         .map_err(|e| InitError::Backfill {
             codex_home: cfg.runtime.codex_home.clone(),
             source: Box::new(e.into()),
@@ -174,7 +175,7 @@ fn wait_for_backfill_gate(
         })
     };
     loop {
-        ctx.failpoint("gate.before_poll")
+        ctx.failpoint(Failpoint::GateBeforePoll)
             .map_err(|e| InitError::Backfill {
                 codex_home: home.clone(),
                 source: Box::new(e.into()),
