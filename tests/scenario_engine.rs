@@ -310,7 +310,7 @@ fn a_scenario_whose_run_panics_is_a_failure_with_its_message() {
         entry("calm2.toml", "calm again", "none"),
     ];
     let layer = broken_layer::BrokenLayer::new(broken_layer::Bends {
-        init: Some(std::sync::Arc::new(|_| panic!("init exploded"))),
+        init: Some(std::sync::Arc::new(|_, _| panic!("init exploded"))),
         ..Default::default()
     });
     let rt = tokio::runtime::Runtime::new().unwrap();

@@ -21,7 +21,19 @@ type InitResult = Result<(StateDbHandle, InitSummary), LayerError>;
 /// broken layer reports instead.
 #[derive(Clone, Default)]
 pub struct Bends {
-    pub init: Option<Arc<dyn Fn(InitResult) -> InitResult + Send + Sync>>,
+    /// Replaces startup (call `ReferenceLayer.init` inside to bend its answer).
+    pub init: Option<Arc<dyn Fn(&Arc<ProcessContext>, &StateDbConfig) -> InitResult + Send + Sync>>,
+    /// Replaces the open-only path.
+    pub open_existing: Option<
+        Arc<
+            dyn Fn(
+                    &Arc<ProcessContext>,
+                    &StateDbConfig,
+                ) -> Result<Option<StateDbHandle>, LayerError>
+                + Send
+                + Sync,
+        >,
+    >,
     pub backfill: Option<
         Arc<
             dyn Fn(Result<InitSummary, LayerError>) -> Result<InitSummary, LayerError>
@@ -61,10 +73,9 @@ impl StateLayer for BrokenLayer {
     }
 
     fn init(&self, ctx: &Arc<ProcessContext>, cfg: &StateDbConfig) -> InitResult {
-        let r = ReferenceLayer.init(ctx, cfg);
         match &self.bends.init {
-            Some(bend) => bend(r),
-            None => r,
+            Some(replace) => replace(ctx, cfg),
+            None => ReferenceLayer.init(ctx, cfg),
         }
     }
 
@@ -73,7 +84,10 @@ impl StateLayer for BrokenLayer {
         ctx: &Arc<ProcessContext>,
         cfg: &StateDbConfig,
     ) -> Result<Option<StateDbHandle>, LayerError> {
-        ReferenceLayer.open_existing(ctx, cfg)
+        match &self.bends.open_existing {
+            Some(replace) => replace(ctx, cfg),
+            None => ReferenceLayer.open_existing(ctx, cfg),
+        }
     }
 
     fn backfill(
