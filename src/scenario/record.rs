@@ -19,8 +19,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::model::{
-    CheckSpec, DbSetup, Expect, FaultDecl, FaultTime, HandleMode, HomeSpec, Oracle, Role, Scenario,
-    Step, TimingSpec, WorkerKind, WorkerSpec,
+    CheckSpec, DbSetup, Expect, FaultDecl, FaultTime, HandleMode, HomeSpec, OrNone, Oracle, Role,
+    Scenario, Step, TimingSpec, WorkerKind, WorkerSpec,
 };
 use crate::faults::Fault;
 use crate::state::JournalMode;
@@ -302,7 +302,7 @@ impl Writer {
                 if *then_db_hit {
                     self.steps.push(lookup(Expect {
                         ok: Some(true),
-                        source: Some("db".into()),
+                        source: Some(OrNone::Some(crate::lookup::LookupSource::Db)),
                         path: Some(thread.clone()),
                         ..Expect::default()
                     }));

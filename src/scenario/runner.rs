@@ -466,7 +466,9 @@ impl<'a, L: StateLayer> Run<'a, L> {
             page_size: spec.and_then(|s| s.page_size),
             list_archived: false,
             prune: false,
-            entrypoint: spec.and_then(|s| s.entrypoint.clone()),
+            entrypoint: spec
+                .and_then(|s| s.entrypoint)
+                .map(|k| k.name().to_string()),
             seed: self.opts.seed,
         })
     }
@@ -703,7 +705,7 @@ impl<'a, L: StateLayer> Run<'a, L> {
                     .collect();
                 let out = self
                     .one_shot(Role::Entrypoint, move |p| {
-                        p.entrypoint = Some(kind);
+                        p.entrypoint = Some(kind.name().to_string());
                         p.threads = ids;
                         p.archived_ids = archived;
                     })
