@@ -57,6 +57,11 @@ impl EventSink {
         (EventSink::Memory(store.clone()), store)
     }
 
+    /// Whether events go anywhere (callers on hot paths skip building them otherwise).
+    pub fn is_recording(&self) -> bool {
+        !matches!(self, EventSink::Null)
+    }
+
     pub fn emit(&self, worker: &str, kind: &str, data: Value) {
         let event = Event {
             at_ms: real_now_ms(),

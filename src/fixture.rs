@@ -97,6 +97,7 @@ struct SessionIndexLine<'a> {
 /// carrying that time and random bits from a `ChaCha8Rng` seeded with `opts.seed`.
 pub fn generate_home(codex_home: &Path, opts: &FixtureOptions) -> io::Result<Vec<FixtureThread>> {
     fs::create_dir_all(codex_home)?;
+    crate::state::creation::mark_harness_home(codex_home)?;
     let mut rng = ChaCha8Rng::seed_from_u64(opts.seed);
     let total = opts.threads.saturating_add(opts.archived);
     let mut threads = Vec::with_capacity(total);
@@ -132,6 +133,11 @@ pub fn generate_home(codex_home: &Path, opts: &FixtureOptions) -> io::Result<Vec
     let index_path = codex_home.join(SESSION_INDEX_FILE);
     fs::write(&index_path, index)?;
     set_mtime(&index_path, newest_update)?;
+    // Same seed, same bytes and mtimes: the marker too.
+    set_mtime(
+        &codex_home.join(crate::state::creation::HOME_MARKER),
+        opts.base_time,
+    )?;
     Ok(threads)
 }
 
@@ -279,7 +285,11 @@ mod tests {
         let ta = generate_home(a.path(), &opts()).unwrap();
         let tb = generate_home(b.path(), &opts()).unwrap();
         let sa = snapshot(a.path());
-        assert_eq!(sa.len(), 16 + 1);
+        assert_eq!(
+            sa.len(),
+            16 + 2,
+            "rollouts, the session index and the home marker"
+        );
         assert_eq!(sa, snapshot(b.path()));
         let ids =
             |t: &[FixtureThread]| t.iter().map(|t| (t.id, t.name.clone())).collect::<Vec<_>>();
@@ -380,7 +390,12 @@ mod tests {
         in_home.sort();
         assert_eq!(
             in_home,
-            ["archived_sessions", "session_index.jsonl", "sessions"]
+            [
+                ".statedb-harness-home",
+                "archived_sessions",
+                "session_index.jsonl",
+                "sessions"
+            ]
         );
         assert!(threads.iter().all(|t| t.path.starts_with(&home)));
     }

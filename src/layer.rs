@@ -13,9 +13,9 @@ use std::sync::Arc;
 use uuid::Uuid;
 
 use crate::backfill::run_backfill;
-use crate::consumers::read_session_index;
+use crate::consumers::{read_session_index, LocalThreadStore};
 use crate::entrypoints::{run_entrypoint, EntrypointKind, Workload};
-use crate::lookup::{find_thread_path_in, list_threads, ListPage, ListRequest, LookupResult};
+use crate::lookup::{find_thread_path_in, list_threads_in, ListPage, ListRequest, LookupResult};
 use crate::process::ProcessContext;
 use crate::rollout::metadata::extract_metadata;
 use crate::state::{threads, OpenMode, StateDbHandle, StateRuntime};
@@ -136,6 +136,22 @@ pub trait StateLayer: Send + Sync + 'static {
         req: &ListRequest,
     ) -> Result<ListPage, LayerError>;
 
+    /// Archives (or unarchives) a thread by moving its rollout between the roots; returns
+    /// what moved. Implementations without it report an error (the step fails, never passes).
+    fn archive(
+        &self,
+        _ctx: &Arc<ProcessContext>,
+        _handle: Option<&Self::Handle>,
+        _codex_home: &Path,
+        _id: Uuid,
+        _unarchive: bool,
+    ) -> Result<String, LayerError> {
+        Err(LayerError::new(format!(
+            "{} does not implement archive",
+            self.name()
+        )))
+    }
+
     /// Indexes one rollout file (what a live writer does after appending).
     fn index_rollout(&self, handle: &Self::Handle, path: &Path) -> Result<(), LayerError>;
 
@@ -241,12 +257,12 @@ impl StateLayer for ReferenceLayer {
 
     fn list(
         &self,
-        _ctx: &Arc<ProcessContext>,
+        ctx: &Arc<ProcessContext>,
         handle: Option<&StateDbHandle>,
         codex_home: &Path,
         req: &ListRequest,
     ) -> Result<ListPage, LayerError> {
-        list_threads(handle, codex_home, req).map_err(|e| LayerError::new(e.to_string()))
+        list_threads_in(ctx, handle, codex_home, req).map_err(|e| LayerError::new(e.to_string()))
     }
 
     fn run_entrypoint(
@@ -275,6 +291,32 @@ impl StateLayer for ReferenceLayer {
             names,
         };
         serde_json::to_value(run_entrypoint(ctx, cfg, kind, &workload)).ok()
+    }
+
+    fn archive(
+        &self,
+        ctx: &Arc<ProcessContext>,
+        handle: Option<&StateDbHandle>,
+        codex_home: &Path,
+        id: Uuid,
+        unarchive: bool,
+    ) -> Result<String, LayerError> {
+        let provider = handle
+            .map_or("openai", |h| h.default_provider())
+            .to_string();
+        let store =
+            LocalThreadStore::new(codex_home, provider, handle.cloned()).with_process(ctx.clone());
+        let moved = if unarchive {
+            store.unarchive_thread(id)
+        } else {
+            store.archive_thread(id)
+        }
+        .map_err(|e| LayerError::new(e.to_string()))?;
+        Ok(format!(
+            "{} -> {}",
+            moved.from.display(),
+            moved.to.display()
+        ))
     }
 
     fn index_rollout(&self, handle: &StateDbHandle, path: &Path) -> Result<(), LayerError> {

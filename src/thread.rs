@@ -8,6 +8,9 @@ use std::path::PathBuf;
 
 use uuid::Uuid;
 
+/// Codex's stored sandbox policy when no turn context names one (a read-only profile).
+pub const DEFAULT_SANDBOX_POLICY: &str = r#"{"type":"managed","file_system":{"type":"restricted","entries":[{"path":{"type":"special","value":{"kind":"root"}},"access":"read"}]},"network":"restricted"}"#;
+
 /// Codex's default creation memory mode (`threads.memory_mode` default).
 pub const DEFAULT_MEMORY_MODE: &str = "enabled";
 
@@ -44,6 +47,13 @@ pub struct ThreadMetadata {
     /// Memory mode found in the rollout (the last `session_meta` carrying one); the DB
     /// column defaults to [`DEFAULT_MEMORY_MODE`].
     pub memory_mode: Option<String>,
+    /// `session_meta.originator` (e.g. `codex_cli_rs`); stored where the table has the column.
+    #[serde(default)]
+    pub originator: Option<String>,
+    #[serde(default)]
+    pub agent_path: Option<String>,
+    #[serde(default)]
+    pub thread_source: Option<String>,
 }
 
 impl ThreadMetadata {
@@ -60,7 +70,7 @@ impl ThreadMetadata {
             cli_version: String::new(),
             title: String::new(),
             first_user_message: String::new(),
-            sandbox_policy: "read-only".to_string(),
+            sandbox_policy: DEFAULT_SANDBOX_POLICY.to_string(),
             approval_mode: "on-request".to_string(),
             tokens_used: 0,
             has_user_event: false,
@@ -73,6 +83,9 @@ impl ThreadMetadata {
             model: None,
             reasoning_effort: None,
             memory_mode: None,
+            originator: None,
+            agent_path: None,
+            thread_source: None,
         }
     }
 

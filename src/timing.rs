@@ -16,6 +16,9 @@ pub const DEFAULT_WAIT_TIMEOUT: Duration = Duration::from_secs(30);
 pub const DEFAULT_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// Rows per backfill transaction (Codex's `BACKFILL_BATCH_SIZE`).
 pub const DEFAULT_BATCH_SIZE: usize = 200;
+/// The longest a startup gate waits for an owner that keeps making progress (our
+/// addition: Codex gives up after `wait_timeout` however fast the owner moves).
+pub const DEFAULT_WAIT_CAP: Duration = Duration::from_secs(600);
 
 /// Timings of one process's state layer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -37,6 +40,17 @@ pub struct Timings {
     pub heartbeat: Option<Duration>,
     /// Rows per backfill transaction.
     pub batch_size: usize,
+    /// How long a startup gate keeps waiting for an owner whose watermark keeps advancing.
+    #[serde(default = "default_wait_cap", with = "humantime_serde_compat")]
+    pub wait_cap: Duration,
+    /// How long without progress (no checkpoint, no new owner) before the gate gives up on
+    /// a live owner as wedged; `None` means `wait_timeout`, i.e. Codex's bounded wait.
+    #[serde(default, with = "humantime_serde_compat::option")]
+    pub stall: Option<Duration>,
+}
+
+fn default_wait_cap() -> Duration {
+    DEFAULT_WAIT_CAP
 }
 
 impl Default for Timings {
@@ -48,12 +62,15 @@ impl Default for Timings {
             busy_timeout: DEFAULT_BUSY_TIMEOUT,
             heartbeat: None,
             batch_size: DEFAULT_BATCH_SIZE,
+            wait_cap: DEFAULT_WAIT_CAP,
+            stall: None,
         }
     }
 }
 
 impl Timings {
-    /// Short timings for tests and scenarios: 500ms lease, 10ms poll, 1s wait, 1s busy.
+    /// Short timings for tests and scenarios: 500ms lease, 10ms poll, 1s wait, 1s busy,
+    /// 10s cap for a progressing owner.
     pub fn short() -> Self {
         Timings {
             lease: Duration::from_millis(500),
@@ -62,7 +79,19 @@ impl Timings {
             busy_timeout: Duration::from_secs(1),
             heartbeat: None,
             batch_size: DEFAULT_BATCH_SIZE,
+            wait_cap: Duration::from_secs(10),
+            stall: None,
         }
+    }
+
+    /// How long without progress the gate tolerates: `stall`, or `wait_timeout`.
+    pub fn stall_limit(&self) -> Duration {
+        self.stall.unwrap_or(self.wait_timeout)
+    }
+
+    /// The longest the gate waits for a progressing owner (never less than `wait_timeout`).
+    pub fn wait_cap_limit(&self) -> Duration {
+        self.wait_cap.max(self.wait_timeout)
     }
 
     /// The heartbeat interval actually used: the configured one, or a third of the lease.

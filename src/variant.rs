@@ -44,6 +44,8 @@ pub enum Variant {
     #[cfg(feature = "seeded-bugs")]
     GateGivesUpAtOnce,
     #[cfg(feature = "seeded-bugs")]
+    GateFixedWait,
+    #[cfg(feature = "seeded-bugs")]
     LeaseNoOwnerToken,
     #[cfg(feature = "seeded-bugs")]
     HeartbeatPerBatch,
@@ -55,6 +57,18 @@ pub enum Variant {
     ListTimestampCursor,
     #[cfg(feature = "seeded-bugs")]
     DeferredWrites,
+    #[cfg(feature = "seeded-bugs")]
+    ListTrustsIndex,
+    #[cfg(feature = "seeded-bugs")]
+    ListFilesDuplicates,
+    #[cfg(feature = "seeded-bugs")]
+    ArchiveOverwrites,
+    #[cfg(feature = "seeded-bugs")]
+    HandleHomeUnchecked,
+    #[cfg(feature = "seeded-bugs")]
+    RecoveryDropsDbOnly,
+    #[cfg(feature = "seeded-bugs")]
+    RecoveryDeletesDamaged,
 }
 
 impl Variant {

@@ -15,6 +15,7 @@ fn tiny(work_dir: &std::path::Path) -> BenchOptions {
         lookup_samples: 2,
         gate_samples: 2,
         work_dir: Some(work_dir.to_path_buf()),
+        binary: Some(PathBuf::from(BIN)),
         contention: Some(ContentionOptions {
             binary: PathBuf::from(BIN),
             procs: vec![1, 2],
@@ -45,8 +46,10 @@ fn assert_well_formed(r: &BenchReport) {
     }
     for b in &r.backfill {
         assert!(finite_positive(b.reference_rollouts_per_sec));
-        assert!(finite_positive(b.baseline_rollouts_per_sec));
-        assert!(b.ratio.is_some_and(finite_positive));
+        assert!(finite_positive(b.same_work_baseline_rollouts_per_sec));
+        assert!(finite_positive(b.head_only_baseline_rollouts_per_sec));
+        assert!(b.same_work_ratio.is_some_and(finite_positive));
+        assert!(b.head_only_ratio.is_some_and(finite_positive));
         assert_eq!(b.reference_secs.samples, 1);
     }
     for g in &r.startup_gate {
@@ -139,7 +142,14 @@ fn cli_json_is_well_formed_and_bad_arguments_exit_2() {
     assert_eq!(json["sizes"], serde_json::json!([50]));
     assert_eq!(json["contention"]["size"], 50);
     assert_eq!(json["contention"]["runs"][1]["exactly_one_ran"], true);
-    assert!(json["backfill"][0]["ratio"].as_f64().is_some());
+    assert!(json["backfill"][0]["same_work_ratio"].as_f64().is_some());
+    assert!(json["backfill"][0]["same_work_baseline_secs"]["median"]
+        .as_f64()
+        .is_some());
+    assert!(json["lookup"][0]["db_hit_raw_us"]["median"]
+        .as_f64()
+        .is_some());
+    assert!(json["lookup"][0]["db_hit_ratio"].as_f64().is_some());
     assert!(
         json["lookup_growth"].is_null(),
         "one size has no growth row"

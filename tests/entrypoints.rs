@@ -79,9 +79,13 @@ fn consumer_lazy_open_variant_is_detected_by_every_entrypoint() {
     }
 }
 
+/// Makes the DB unusable in a way startup cannot repair: `state_5.sqlite` is a directory
+/// (a damaged file would be set aside and rebuilt). Returns the bytes of a marker inside it.
 fn corrupt_db(home: &std::path::Path) -> Vec<u8> {
     let garbage = b"this is not a sqlite database, just bytes".repeat(200);
-    std::fs::write(home.join(STATE_DB_FILENAME), &garbage).unwrap();
+    let dir = home.join(STATE_DB_FILENAME);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("marker"), &garbage).unwrap();
     garbage
 }
 
@@ -108,7 +112,7 @@ fn app_server_does_not_start_without_a_state_db() {
         );
     }
     assert_eq!(
-        std::fs::read(home.path().join(STATE_DB_FILENAME)).unwrap(),
+        std::fs::read(home.path().join(STATE_DB_FILENAME).join("marker")).unwrap(),
         garbage,
         "the unreadable DB is left as it was"
     );
@@ -145,7 +149,7 @@ fn other_entrypoints_run_from_the_files_without_a_state_db() {
         let read = report.consumer("thread_store.read_thread").unwrap();
         assert!(read.detail.contains("4 from rollouts"), "{read:?}");
         assert_eq!(
-            std::fs::read(home.path().join(STATE_DB_FILENAME)).unwrap(),
+            std::fs::read(home.path().join(STATE_DB_FILENAME).join("marker")).unwrap(),
             garbage
         );
     }

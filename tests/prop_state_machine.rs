@@ -23,7 +23,7 @@ use statedb_harness::variant::Variant;
 
 use prop_support::{
     recording_of, Model, ModelMachine, ReferenceImpl, StateDbMachine, TimestampCursor, Transition,
-    TrustsDbPath, VariantChoice,
+    TrustsDbPath, TrustsIndex, VariantChoice,
 };
 
 /// Cases of a plain `cargo test` run; `PROPTEST_CASES` overrides it.
@@ -227,6 +227,29 @@ fn the_property_catches_a_listing_cursor_that_loses_ties() {
         finding.reason
     );
     assert_a_regression_scenario::<TimestampCursor>(&finding, "listing skipped");
+    assert_short_and_reference_passes(finding.initial, finding.transitions);
+}
+
+/// The "listing equals the files" property is not vacuous: a listing that trusts the index
+/// alone misses a rollout that appeared (or lost its row) behind the DB's back.
+#[test]
+fn the_property_catches_a_listing_that_trusts_the_index() {
+    let findings = tempfile::tempdir().expect("tempdir");
+    let finding = shrunk_failure::<TrustsIndex>(findings.path());
+    assert!(
+        finding
+            .reason
+            .contains("skipped rollouts on disk that had no row"),
+        "failed for another reason than an unlisted rollout: {}",
+        finding.reason
+    );
+    assert!(
+        finding
+            .transitions
+            .iter()
+            .any(|t| matches!(t, Transition::ListAll { .. })),
+        "a listing must be part of the counterexample"
+    );
     assert_short_and_reference_passes(finding.initial, finding.transitions);
 }
 

@@ -13,7 +13,7 @@ use statedb_harness::process::ProcessContext;
 use statedb_harness::rollout::layout::watermark_for;
 use statedb_harness::state::backfill_state::{BackfillStatus, FencedWrite, LeaseClaimant};
 use statedb_harness::state::{JournalMode, OpenMode, StateError, StateRuntime, STATE_DB_FILENAME};
-use statedb_harness::state_db::{open_existing, try_init, InitError};
+use statedb_harness::state_db::{open_existing, try_init};
 
 #[test]
 fn try_init_waits_for_concurrent_startup_backfill() {
@@ -150,10 +150,10 @@ fn claim_is_singleton_until_stale_and_blocked_when_complete() {
         .try_claim_backfill(&LeaseClaimant::fresh(), 3_600_000)
         .unwrap());
     rt.read("age the lease", |c| {
-        c.execute(
-            "UPDATE backfill_state SET updated_at = updated_at - 10000,
-                lease_expires_at_ms = lease_expires_at_ms - 10000000 WHERE id = 1",
-            [],
+        c.execute_batch(
+            "UPDATE backfill_state SET updated_at = updated_at - 10000 WHERE id = 1;
+             UPDATE statedb_harness_lease SET state_updated_at = state_updated_at - 10000,
+                lease_expires_at_ms = lease_expires_at_ms - 10000000 WHERE id = 1;",
         )
     })
     .unwrap();
@@ -272,16 +272,16 @@ fn a_missing_singleton_row_reads_as_pending_and_init_recreates_it() {
 }
 
 #[test]
-fn newer_applied_migrations_are_tolerated() {
+fn tables_and_columns_of_a_newer_version_are_tolerated() {
     let (home, _) = home_with(1, 0);
     let c = cfg(home.path());
     {
         let rt =
             StateRuntime::open(&ctx("p"), c.runtime.clone(), OpenMode::CreateAndMigrate).unwrap();
         rt.read("fake newer", |c| {
-            c.execute(
-                "INSERT INTO statedb_harness_migrations VALUES (9999, 'from_the_future', 0)",
-                [],
+            c.execute_batch(
+                "CREATE TABLE statedb_harness_from_the_future (x INTEGER);
+                 ALTER TABLE threads ADD COLUMN from_the_future TEXT NOT NULL DEFAULT 'x';",
             )
         })
         .unwrap();
@@ -360,7 +360,7 @@ fn a_second_handle_in_one_process_is_refused() {
 }
 
 #[test]
-fn a_db_file_that_is_not_a_database_fails_with_its_path_and_is_kept() {
+fn a_db_file_that_is_not_a_database_is_kept_aside_and_the_index_rebuilt() {
     let (home, _) = home_with(1, 0);
     let db = home.path().join(STATE_DB_FILENAME);
     std::fs::write(
@@ -369,15 +369,26 @@ fn a_db_file_that_is_not_a_database_fails_with_its_path_and_is_kept() {
     )
     .unwrap();
     let before = std::fs::read(&db).unwrap();
-    let err = try_init(&ctx("p"), &cfg(home.path())).unwrap_err();
-    let text = err.to_string();
-    assert!(matches!(err, InitError::Open { .. }), "{text}");
-    assert!(text.contains(&db.display().to_string()), "{text}");
-    assert!(text.contains("not a SQLite database"), "{text}");
+    let report = try_init(&ctx("p"), &cfg(home.path())).expect("startup recovers");
     assert_eq!(
-        std::fs::read(&db).unwrap(),
+        report.handle.thread_count().unwrap(),
+        1,
+        "rebuilt from the rollouts"
+    );
+    let backups: Vec<_> = std::fs::read_dir(home.path())
+        .unwrap()
+        .flatten()
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with("state_5.sqlite.corrupt-")
+        })
+        .collect();
+    assert_eq!(backups.len(), 1, "one timestamped backup next to the DB");
+    assert_eq!(
+        std::fs::read(backups[0].path()).unwrap(),
         before,
-        "the file is never deleted or rewritten"
+        "the damaged file is kept byte for byte"
     );
 }
 

@@ -6,13 +6,14 @@
 //! roots in watermark order past the last checkpoint, and commit each batch of rows
 //! together with its checkpoint in one IMMEDIATE transaction — so a batch lands only while
 //! the lease is still ours. A file that cannot be indexed is counted, recorded in
-//! `backfill_failures` and logged; it never fails the run. Files are read one batch ahead
+//! `statedb_harness_backfill_failures` and logged; it never fails the run. Files are read one batch ahead
 //! on a worker thread (`read_ahead`), so reading overlaps the writes. On an error the
 //! lease is released; a simulated death (failpoint `kill`/`exit` in a task worker) leaves
 //! it held, exactly as a killed process would.
 
 mod heartbeat;
 mod read_ahead;
+pub mod reconcile;
 
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;

@@ -4,7 +4,7 @@
 //! Measures the wall time from the first spawn until every process has exited, and checks
 //! from each process's JSON that all became ready and that exactly one of them reported
 //! `"ran": true` (one backfill, everybody else waited at the gate). The processes use the
-//! production timings, so a waiter notices the owner's completion on its next 1 s poll.
+//! production timings: a waiter wakes on the owner's completing commit (data_version), its 1 s poll is only the fallback.
 //!
 //! The binary is passed in: the CLI passes `std::env::current_exe()`, `cargo bench` and the
 //! integration tests pass `env!("CARGO_BIN_EXE_statedb-harness")` (which Cargo only sets

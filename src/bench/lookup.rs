@@ -10,6 +10,11 @@
 //! - **Not found**: a UUIDv7 from within the home's time range that no file carries: the
 //!   probe and the whole walk, then nothing.
 //!
+//! Next to the DB hit, in the same rounds and on the same threads, a **raw verified hit**
+//! is the floor a verified lookup can reach: one cached prepared point query for the path,
+//! open the file, read its first line, `serde_json` parse, compare the id
+//! (`db_hit_raw_us`; `db_hit_ratio` = DB hit / raw).
+//!
 //! Each sample measures the same path: the row a previous sample repaired is deleted again
 //! (untimed) before the next one, and every answer is checked (source, fallback reason,
 //! repaired, path) so a figure never silently measures another path. The moved file is
@@ -41,6 +46,10 @@ const ROTATION: usize = 16;
 pub struct LookupFigures {
     pub size: usize,
     pub db_hit_us: Stat,
+    /// The raw verified hit (the floor; see the module docs).
+    pub db_hit_raw_us: Stat,
+    /// `db_hit_us` / `db_hit_raw_us` (medians).
+    pub db_hit_ratio: Option<f64>,
     pub day_probe_us: Stat,
     pub full_walk_us: Stat,
     pub not_found_us: Stat,
@@ -156,6 +165,42 @@ struct Prepared<'h> {
     walk_thread: Uuid,
     misplaced: Misplaced,
     samples: [Vec<f64>; 4],
+    raw: RawHit,
+    raw_samples: Vec<f64>,
+}
+
+/// The raw verified hit: its own read-only connection on the same DB.
+struct RawHit {
+    conn: rusqlite::Connection,
+}
+
+impl RawHit {
+    fn open(db: &Path) -> Result<Self, String> {
+        let conn = rusqlite::Connection::open_with_flags(
+            db,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|e| format!("cannot open {} for the raw hit: {e}", db.display()))?;
+        Ok(RawHit { conn })
+    }
+
+    /// Whether the row's file starts with `id`'s session_meta.
+    fn hit(&self, id: &str) -> Result<bool, String> {
+        use std::io::BufRead;
+        let path: String = self
+            .conn
+            .prepare_cached("SELECT rollout_path FROM threads WHERE id = ?1")
+            .and_then(|mut st| st.query_row([id], |r| r.get(0)))
+            .map_err(|e| format!("raw hit query for {id}: {e}"))?;
+        let file = std::fs::File::open(&path).map_err(|e| format!("raw hit open {path}: {e}"))?;
+        let mut line = String::new();
+        std::io::BufReader::new(file)
+            .read_line(&mut line)
+            .map_err(|e| format!("raw hit read {path}: {e}"))?;
+        let value: serde_json::Value =
+            serde_json::from_str(&line).map_err(|e| format!("raw hit parse {path}: {e}"))?;
+        Ok(value["payload"]["id"].as_str() == Some(id))
+    }
 }
 
 /// Measures every home's lookups. Sizes are interleaved round by round, so a change of
@@ -200,8 +245,22 @@ pub fn measure_all(
                     continue;
                 }
                 let (id, text) = &kind.ids[round % kind.ids.len()];
-                match sample(&p.handle, &p.home.codex_home, kind, *id, text, &p.expected) {
-                    Ok(took) if round > 0 => p.samples[k].push(micros(took)),
+                let outcome = sample(&p.handle, &p.home.codex_home, kind, *id, text, &p.expected)
+                    .and_then(|took| {
+                        if k > 0 {
+                            return Ok((took, None));
+                        }
+                        let (hit, raw) = timed(|| p.raw.hit(text));
+                        match hit? {
+                            true => Ok((took, Some(raw))),
+                            false => Err(format!("raw hit of {id}: the head names another id")),
+                        }
+                    });
+                match outcome {
+                    Ok((took, raw)) if round > 0 => {
+                        p.samples[k].push(micros(took));
+                        p.raw_samples.extend(raw.map(micros));
+                    }
                     Ok(_) => {}
                     Err(e) => {
                         *result = Err(e);
@@ -309,6 +368,8 @@ fn prepare<'h>(home: &'h BenchHome, sqlite_home: &Path) -> Result<Prepared<'h>, 
         walk_thread: walk_thread.id,
         misplaced,
         samples: Default::default(),
+        raw: RawHit::open(&home.config(sqlite_home).runtime.db_path())?,
+        raw_samples: Vec::new(),
     })
 }
 
@@ -320,6 +381,7 @@ fn finish(p: Prepared<'_>) -> Result<LookupFigures, String> {
         walk_thread,
         misplaced,
         samples,
+        raw_samples,
         ..
     } = p;
     drop(misplaced);
@@ -336,9 +398,13 @@ fn finish(p: Prepared<'_>) -> Result<LookupFigures, String> {
     let [db_hit, day_probe, full_walk, not_found] = samples;
     let stat =
         |name: &str, v: Vec<f64>| Stat::from_samples(v).ok_or_else(|| format!("no {name} samples"));
+    let db_hit_us = stat("db hit", db_hit)?;
+    let db_hit_raw_us = stat("raw hit", raw_samples)?;
     Ok(LookupFigures {
         size: home.size,
-        db_hit_us: stat("db hit", db_hit)?,
+        db_hit_ratio: ratio(db_hit_us.median, db_hit_raw_us.median),
+        db_hit_us,
+        db_hit_raw_us,
         day_probe_us: stat("day probe", day_probe)?,
         full_walk_us: stat("full walk", full_walk)?,
         not_found_us: stat("not found", not_found)?,

@@ -3,11 +3,14 @@
 //! [`run_benchmarks`] generates one deterministic home per size (once per run, in a
 //! temporary [`workspace`]) and runs the measurement families on it, each in its own file:
 //!
-//! - [`backfill`]: startup backfill throughput against a raw baseline;
+//! - [`backfill`]: startup backfill throughput against a same-work baseline ([`same_work`])
+//!   and a cheaper head-only one;
 //! - [`startup`]: the startup gate's cost on a complete DB against a bare open;
 //! - [`lookup`]: lookup latency by path (DB hit, day probe, full walk, not found) and its
 //!   growth with the home's size;
+//! - [`init_process`]: one real `init` process per size: time, peak RSS, DB size;
 //! - [`contention`]: N concurrent real `init` processes on one fresh DB;
+//! - [`codex_peer`]: the same figures for the real Codex next to the reference (`peers.codex`);
 //! - [`overhead`]: the hook through which the scenario runner reports harness overhead.
 //!
 //! Every figure is a median over repeats ([`stats`]) and every ratio is taken against a
@@ -17,9 +20,12 @@
 //! asserted. [`table`] renders the report for a terminal.
 
 pub mod backfill;
+pub mod codex_peer;
 pub mod contention;
+pub mod init_process;
 pub mod lookup;
 pub mod overhead;
+pub mod same_work;
 pub mod startup;
 pub mod stats;
 pub mod table;
@@ -37,10 +43,20 @@ pub use startup::StartupGateFigures;
 
 use workspace::{remove_dir, BenchHome, Workspace};
 
-/// Backfill ratio (reference / baseline throughput) the reference should reach.
-pub const BACKFILL_RATIO_GOAL: f64 = 0.5;
+/// Backfill ratio (reference / same-work baseline throughput) the reference should reach.
+pub const BACKFILL_RATIO_GOAL: f64 = 0.8;
 /// Size at which the backfill goal applies.
 pub const BACKFILL_GOAL_SIZE: usize = 100_000;
+/// Concurrent starts measured on both sides against Codex.
+const CODEX_PROCS: [usize; 3] = [1, 2, 4];
+/// Largest verified DB hit / raw verified hit ratio.
+pub const DB_HIT_RATIO_GOAL: f64 = 2.0;
+/// Largest all-ready time of N concurrent starts / that of the fewest.
+pub const CONTENTION_RATIO_GOAL: f64 = 1.2;
+/// Largest peak RSS of one `init` process, MiB.
+pub const RSS_GOAL_MB: f64 = 200.0;
+/// Largest catalog wall time / its waits.
+pub const HARNESS_OVERHEAD_GOAL: f64 = 1.3;
 /// Largest growth (largest size / smallest size) still called "about flat".
 pub const FLAT_GROWTH_LIMIT: f64 = 2.0;
 
@@ -59,8 +75,13 @@ pub struct BenchOptions {
     pub lookup_samples: usize,
     /// Samples of the startup gate and of the bare open.
     pub gate_samples: usize,
+    /// This crate's executable, for the families that spawn it (`init_process`);
+    /// `None` skips them.
+    pub binary: Option<PathBuf>,
     /// `None` skips the contention family.
     pub contention: Option<ContentionOptions>,
+    /// Sizes at which the real Codex is measured side by side (`peers.codex`); empty skips.
+    pub codex_sizes: Vec<usize>,
     /// Harness overhead, when the scenario runner has measured it.
     pub harness_overhead: Option<HarnessOverheadInput>,
     /// Progress lines on stderr.
@@ -77,7 +98,9 @@ impl BenchOptions {
             work_dir: None,
             lookup_samples: 100,
             gate_samples: 100,
+            binary: None,
             contention: None,
+            codex_sizes: vec![10_000],
             harness_overhead: None,
             progress: false,
         }
@@ -97,6 +120,7 @@ impl BenchOptions {
 
     /// Enables the contention family: 1, 2, 4, 8 processes of `binary` on 10,000 rollouts.
     pub fn with_contention(mut self, binary: PathBuf) -> Self {
+        self.binary = Some(binary.clone());
         self.contention = Some(ContentionOptions {
             binary,
             procs: vec![1, 2, 4, 8],
@@ -128,6 +152,12 @@ pub struct HomeFigures {
     pub generate_secs: f64,
 }
 
+/// Other implementations measured side by side with the reference.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct Peers {
+    pub codex: codex_peer::CodexPeerReport,
+}
+
 /// A goal stated by the issue, and whether this run met it (`None`: not measured).
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Goal {
@@ -148,6 +178,8 @@ pub struct BenchReport {
     pub environment: Environment,
     pub homes: Vec<HomeFigures>,
     pub backfill: Vec<BackfillFigures>,
+    /// One real `init` process per size (peak RSS, DB size); empty without a binary.
+    pub init_process: Vec<init_process::InitProcessFigures>,
     pub startup_gate: Vec<StartupGateFigures>,
     pub lookup: Vec<LookupFigures>,
     /// Smallest to largest size, when at least two sizes were measured.
@@ -156,6 +188,7 @@ pub struct BenchReport {
     /// Why contention was not measured, when it was not.
     pub contention_skipped: Option<String>,
     pub harness_overhead: HarnessOverheadFigures,
+    pub peers: Peers,
     pub goals: Vec<Goal>,
     /// Correctness checks that failed while measuring (never timing).
     pub check_failures: Vec<String>,
@@ -216,12 +249,14 @@ pub fn run_benchmarks(opts: &BenchOptions) -> BenchReport {
         },
         homes: Vec::new(),
         backfill: Vec::new(),
+        init_process: Vec::new(),
         startup_gate: Vec::new(),
         lookup: Vec::new(),
         lookup_growth: None,
         contention: None,
         contention_skipped: None,
         harness_overhead: overhead::figures(opts.harness_overhead.as_ref()),
+        peers: Peers::default(),
         goals: Vec::new(),
         check_failures: Vec::new(),
         errors: Vec::new(),
@@ -242,6 +277,7 @@ pub fn run_benchmarks(opts: &BenchOptions) -> BenchReport {
     };
     progress.note(format!("workspace {}", ws.path().display()));
     let contention_size = opts.contention.as_ref().map(|c| c.size);
+    let codex = codex_peers_setup(opts, &sizes, &mut report);
     let mut contended = false;
 
     let mut homes: Vec<BenchHome> = Vec::new();
@@ -256,6 +292,13 @@ pub fn run_benchmarks(opts: &BenchOptions) -> BenchReport {
             Ok(f) => report.backfill.push(f),
             Err(e) => record("backfill", &mut report.errors, e),
         }
+        if let Some(binary) = &opts.binary {
+            progress.note(format!("init process: {size} rollouts"));
+            match init_process::measure(&ws, &home, binary) {
+                Ok(f) => report.init_process.push(f),
+                Err(e) => record("init process", &mut report.errors, e),
+            }
+        }
         match startup::measure(&ws, &mut home, report.gate_samples, &progress) {
             Ok(f) => report.startup_gate.push(f),
             Err(e) => record("startup gate", &mut report.errors, e),
@@ -264,6 +307,18 @@ pub fn run_benchmarks(opts: &BenchOptions) -> BenchReport {
             // Right away, before a larger home's generation loads the disk.
             contention_on(&ws, &home, opts, repeats, &progress, &mut report);
             contended = true;
+        }
+        if let (Some((bin, _)), Some(binary)) = (&codex, &opts.binary) {
+            if opts.codex_sizes.contains(&size) {
+                match codex_peer::measure(&ws, &home, bin, binary, &CODEX_PROCS, &progress) {
+                    Ok(f) => report.peers.codex.sizes.push(f),
+                    Err(e) => report
+                        .peers
+                        .codex
+                        .errors
+                        .push(format!("at {size} rollouts: {e}")),
+                }
+            }
         }
         homes.push(home);
     }
@@ -382,6 +437,37 @@ fn generate(
     }
 }
 
+/// Finds Codex when some requested size is to be measured against it, or records why not.
+fn codex_peers_setup(
+    opts: &BenchOptions,
+    sizes: &[usize],
+    report: &mut BenchReport,
+) -> Option<(crate::codex::CodexBin, String)> {
+    let skip = |report: &mut BenchReport, why: String| {
+        report.peers.codex.skipped = Some(why);
+        None
+    };
+    if !opts.codex_sizes.iter().any(|s| sizes.contains(s)) {
+        return skip(
+            report,
+            format!(
+                "no Codex size among the run's sizes (Codex sizes: {:?})",
+                opts.codex_sizes
+            ),
+        );
+    }
+    if opts.binary.is_none() {
+        return skip(report, "no statedb-harness binary to spawn".to_string());
+    }
+    match codex_peer::locate() {
+        Ok((bin, version)) => {
+            report.peers.codex.codex_version = Some(version.clone());
+            Some((bin, version))
+        }
+        Err(why) => skip(report, why),
+    }
+}
+
 fn finish(mut report: BenchReport, started: Instant) -> BenchReport {
     report.environment.load_average_end = load_average();
     report.total_secs = started.elapsed().as_secs_f64();
@@ -396,12 +482,89 @@ fn goals(report: &BenchReport) -> Vec<Goal> {
         .find(|b| b.size == BACKFILL_GOAL_SIZE);
     goals.push(Goal {
         name: format!(
-            "backfill throughput >= {BACKFILL_RATIO_GOAL} x baseline at {BACKFILL_GOAL_SIZE} rollouts"
+            "backfill throughput >= {BACKFILL_RATIO_GOAL} x same-work baseline at {BACKFILL_GOAL_SIZE} rollouts"
         ),
-        met: at_goal.and_then(|b| b.ratio).map(|r| r >= BACKFILL_RATIO_GOAL),
-        detail: match at_goal.and_then(|b| b.ratio) {
+        met: at_goal
+            .and_then(|b| b.same_work_ratio)
+            .map(|r| r >= BACKFILL_RATIO_GOAL),
+        detail: match at_goal.and_then(|b| b.same_work_ratio) {
             Some(r) => format!("ratio {r:.2}"),
             None => format!("not measured at {BACKFILL_GOAL_SIZE}"),
+        },
+    });
+    let hit_ratios: Vec<(usize, f64)> = report
+        .lookup
+        .iter()
+        .filter_map(|l| l.db_hit_ratio.map(|r| (l.size, r)))
+        .collect();
+    goals.push(worst_goal(
+        format!("verified DB hit <= {DB_HIT_RATIO_GOAL} x the raw verified hit at every size"),
+        &hit_ratios,
+        DB_HIT_RATIO_GOAL,
+        "rollouts",
+    ));
+    let ready_ratios: Vec<(usize, f64)> = report
+        .contention
+        .iter()
+        .flat_map(|c| c.runs.iter())
+        .filter_map(|r| r.ratio_to_fewest.map(|x| (r.procs, x)))
+        .collect();
+    goals.push(worst_goal(
+        format!("all-ready time of N concurrent starts <= {CONTENTION_RATIO_GOAL} x the fewest"),
+        &ready_ratios,
+        CONTENTION_RATIO_GOAL,
+        "processes",
+    ));
+    let rss: Vec<(usize, f64)> = report
+        .init_process
+        .iter()
+        .map(|p| (p.size, p.rss_peak_mb))
+        .collect();
+    goals.push(worst_goal(
+        format!("peak RSS of one init process <= {RSS_GOAL_MB} MB"),
+        &rss,
+        RSS_GOAL_MB,
+        "rollouts",
+    ));
+    let overhead: Vec<(usize, f64)> = report
+        .harness_overhead
+        .ratio
+        .map(|r| (0, r))
+        .into_iter()
+        .collect();
+    goals.push(worst_goal(
+        format!("catalog wall time <= {HARNESS_OVERHEAD_GOAL} x its waits"),
+        &overhead,
+        HARNESS_OVERHEAD_GOAL,
+        "",
+    ));
+    let codex_ratios: Vec<Option<f64>> = report
+        .peers
+        .codex
+        .sizes
+        .iter()
+        .flat_map(|f| {
+            [
+                f.first_start.ratio,
+                f.warm_read.ratio,
+                f.one_process_read.ratio,
+            ]
+            .into_iter()
+            .chain(f.all_ready.iter().map(|a| a.ratio))
+        })
+        .collect();
+    goals.push(Goal {
+        name: "the reference ahead of Codex on every side-by-side figure".to_string(),
+        met: (!codex_ratios.is_empty())
+            .then(|| codex_ratios.iter().all(|r| r.is_some_and(|r| r > 1.0))),
+        detail: match codex_ratios
+            .iter()
+            .flatten()
+            .copied()
+            .min_by(f64::total_cmp)
+        {
+            Some(r) => format!("smallest Codex/reference ratio {r:.1}"),
+            None => "not measured".to_string(),
         },
     });
     for (name, growth) in [
@@ -424,6 +587,20 @@ fn goals(report: &BenchReport) -> Vec<Goal> {
         });
     }
     goals
+}
+
+/// A goal met when the worst of `values` ((key, value), e.g. (size, ratio)) is <= `limit`.
+fn worst_goal(name: String, values: &[(usize, f64)], limit: f64, unit: &str) -> Goal {
+    let worst = values.iter().copied().max_by(|a, b| a.1.total_cmp(&b.1));
+    Goal {
+        name,
+        met: worst.map(|(_, v)| v <= limit),
+        detail: match worst {
+            Some((_, v)) if unit.is_empty() => format!("{v:.2}"),
+            Some((k, v)) => format!("worst {v:.2} at {k} {unit}"),
+            None => "not measured".to_string(),
+        },
+    }
 }
 
 fn load_average() -> Option<[f64; 3]> {

@@ -50,24 +50,52 @@ pub fn render(r: &BenchReport) -> String {
     if !r.backfill.is_empty() {
         let _ = writeln!(
             out,
-            "\nBackfill throughput (median of {}; reference = try_init on a fresh DB; baseline = walk + head read + 1-txn insert)",
+            "\nBackfill (median of {}; reference = try_init on a fresh DB; same work = every column, whole files, parsed on every core, one txn per batch; head only = 7 columns from the head, one txn)",
             r.repeats
         );
         let _ = writeln!(
             out,
-            "  {:>8}  {:>14}  {:>10}  {:>14}  {:>10}  {:>9}",
-            "rollouts", "reference /s", "ref s", "baseline /s", "base s", "ref/base"
+            "  {:>8}  {:>12}  {:>8}  {:>12}  {:>8}  {:>9}  {:>12}  {:>9}",
+            "rollouts",
+            "reference /s",
+            "ref s",
+            "same work /s",
+            "same s",
+            "ref/same",
+            "head only /s",
+            "ref/head"
         );
         for b in &r.backfill {
             let _ = writeln!(
                 out,
-                "  {:>8}  {:>14.0}  {:>10.3}  {:>14.0}  {:>10.3}  {:>9}",
+                "  {:>8}  {:>12.0}  {:>8.3}  {:>12.0}  {:>8.3}  {:>9}  {:>12.0}  {:>9}",
                 b.size,
                 b.reference_rollouts_per_sec,
                 b.reference_secs.median,
-                b.baseline_rollouts_per_sec,
-                b.baseline_secs.median,
-                ratio(b.ratio)
+                b.same_work_baseline_rollouts_per_sec,
+                b.same_work_baseline_secs.median,
+                ratio(b.same_work_ratio),
+                b.head_only_baseline_rollouts_per_sec,
+                ratio(b.head_only_ratio)
+            );
+        }
+    }
+
+    if !r.init_process.is_empty() {
+        let _ = writeln!(
+            out,
+            "\nOne `init` process on a fresh DB (spawn to exit; peak RSS from wait4)"
+        );
+        let _ = writeln!(
+            out,
+            "  {:>8}  {:>10}  {:>12}  {:>10}",
+            "rollouts", "secs", "peak RSS MB", "DB MB"
+        );
+        for p in &r.init_process {
+            let _ = writeln!(
+                out,
+                "  {:>8}  {:>10.3}  {:>12.1}  {:>10.1}",
+                p.size, p.backfill_secs, p.rss_peak_mb, p.db_size_mb
             );
         }
     }
@@ -104,15 +132,17 @@ pub fn render(r: &BenchReport) -> String {
         );
         let _ = writeln!(
             out,
-            "  {:>13}  {:>10}  {:>10}  {:>10}  {:>10}",
-            "rollouts", "DB hit", "day probe", "full walk", "not found"
+            "  {:>13}  {:>10}  {:>10}  {:>7}  {:>10}  {:>10}  {:>10}",
+            "rollouts", "DB hit", "raw hit", "ratio", "day probe", "full walk", "not found"
         );
         for l in &r.lookup {
             let _ = writeln!(
                 out,
-                "  {:>13}  {:>10}  {:>10}  {:>10}  {:>10}",
+                "  {:>13}  {:>10}  {:>10}  {:>7}  {:>10}  {:>10}  {:>10}",
                 l.size,
                 us(&l.db_hit_us),
+                us(&l.db_hit_raw_us),
+                ratio(l.db_hit_ratio),
                 us(&l.day_probe_us),
                 us(&l.full_walk_us),
                 us(&l.not_found_us)
@@ -122,9 +152,11 @@ pub fn render(r: &BenchReport) -> String {
             let label = format!("x {}/{}", g.to_size, g.from_size);
             let _ = writeln!(
                 out,
-                "  {:>13}  {:>10}  {:>10}  {:>10}  {:>10}",
+                "  {:>13}  {:>10}  {:>10}  {:>7}  {:>10}  {:>10}  {:>10}",
                 label,
                 ratio(g.db_hit),
+                "",
+                "",
                 ratio(g.day_probe),
                 ratio(g.full_walk),
                 ratio(g.not_found)
@@ -136,7 +168,7 @@ pub fn render(r: &BenchReport) -> String {
         (Some(c), _) => {
             let _ = writeln!(
                 out,
-                "\nContention: N concurrent `init` processes, fresh DB over {} rollouts (median of {}; waiters poll every {} ms)",
+                "\nContention: N concurrent `init` processes, fresh DB over {} rollouts (median of {}; waiters wake on a commit, poll fallback {} ms)",
                 c.size, r.repeats, c.poll_interval_ms
             );
             let _ = writeln!(
@@ -163,6 +195,8 @@ pub fn render(r: &BenchReport) -> String {
             let _ = writeln!(out, "\nContention: not measured");
         }
     }
+
+    codex_peers(&mut out, &r.peers.codex);
 
     let h = &r.harness_overhead;
     match h.ratio {
@@ -195,4 +229,53 @@ pub fn render(r: &BenchReport) -> String {
         let _ = writeln!(out, "ERROR: {e}");
     }
     out
+}
+
+fn codex_peers(out: &mut String, c: &super::codex_peer::CodexPeerReport) {
+    if let Some(why) = &c.skipped {
+        let _ = writeln!(out, "\nCodex side by side: skipped ({why})");
+        return;
+    }
+    let version = c.codex_version.as_deref().unwrap_or("?");
+    for f in &c.sizes {
+        let _ = writeln!(
+            out,
+            "\nCodex {version} side by side on {} rollouts (medians; ratio = Codex / reference)",
+            f.size
+        );
+        let _ = writeln!(
+            out,
+            "  {:<44}  {:>12}  {:>12}  {:>8}",
+            "", "Codex", "reference", "ratio"
+        );
+        for (name, p) in [
+            ("first start (spawn to backfill complete)", &f.first_start),
+            ("warm read (app-server vs in-process)", &f.warm_read),
+            ("one process: start + read", &f.one_process_read),
+        ] {
+            let _ = writeln!(
+                out,
+                "  {:<44}  {:>9.1} {:<2}  {:>9.1} {:<2}  {:>8}",
+                name,
+                p.codex.median,
+                p.unit,
+                p.reference.median,
+                p.unit,
+                ratio(p.ratio)
+            );
+        }
+        for a in &f.all_ready {
+            let _ = writeln!(
+                out,
+                "  {:<44}  {:>9.0} ms  {:>9.0} ms  {:>8}",
+                format!("all ready, {} concurrent starts", a.procs),
+                a.codex_ms,
+                a.reference_ms,
+                ratio(a.ratio)
+            );
+        }
+    }
+    for e in &c.errors {
+        let _ = writeln!(out, "  error: {e}");
+    }
 }

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use clap::Args;
 
+use crate::sqlite_home::resolve_sqlite_home;
 use crate::state::{JournalMode, RuntimeOptions};
 use crate::state_db::StateDbConfig;
 use crate::timing::{parse_duration, Timings};
@@ -17,7 +18,7 @@ pub struct HomeArgs {
     /// The codex home holding sessions/ and archived_sessions/ (or set CODEX_HOME).
     #[arg(long, env = "CODEX_HOME", value_name = "DIR")]
     pub codex_home: PathBuf,
-    /// Where state_5.sqlite lives (default: the codex home; or set CODEX_SQLITE_HOME).
+    /// Where state_5.sqlite lives (or set CODEX_SQLITE_HOME; the flag wins). Default: `<codex_home>/sqlite/` when it holds the DB (desktop layout), else the codex home.
     #[arg(long, env = "CODEX_SQLITE_HOME", value_name = "DIR")]
     pub sqlite_home: Option<PathBuf>,
 }
@@ -45,10 +46,12 @@ impl HomeArgs {
 
     /// Where the DB lives (absolute), with default connection settings.
     pub fn runtime_options(&self) -> RuntimeOptions {
-        let mut runtime = RuntimeOptions::new(absolute(&self.codex_home));
-        if let Some(sqlite_home) = &self.sqlite_home {
-            runtime.sqlite_home = absolute(sqlite_home);
-        }
+        let codex_home = absolute(&self.codex_home);
+        let mut runtime = RuntimeOptions::new(&codex_home);
+        // --sqlite-home (which clap already prefers over CODEX_SQLITE_HOME), else the
+        // desktop layout, else the codex home.
+        let explicit = self.sqlite_home.as_deref().map(absolute);
+        runtime.sqlite_home = resolve_sqlite_home(&codex_home, explicit.as_deref()).0;
         runtime
     }
 }

@@ -43,6 +43,18 @@ pub struct BenchArgs {
     /// Skip the contention measurement (which spawns this binary).
     #[arg(long)]
     pub no_contention: bool,
+    /// Sizes at which the pinned Codex (or CODEX_BIN) runs side by side (`peers.codex`);
+    /// a Codex start on 100,000 rollouts takes minutes.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        value_name = "N,N,...",
+        default_value = "10000"
+    )]
+    pub codex_sizes: Vec<usize>,
+    /// Skip the side-by-side Codex measurement.
+    #[arg(long)]
+    pub no_codex: bool,
     /// Scenario catalog whose harness overhead to measure (run one scenario at a time).
     #[arg(long, value_name = "DIR", default_value = "scenarios")]
     pub catalog: PathBuf,
@@ -123,6 +135,12 @@ pub fn bench(args: BenchArgs) -> ExitCode {
         }
         opts.work_dir = Some(dir.clone());
     }
+    opts.binary = std::env::current_exe().ok();
+    opts.codex_sizes = if args.no_codex {
+        Vec::new()
+    } else {
+        args.codex_sizes.clone()
+    };
     if !args.no_contention {
         if args.procs.contains(&0) {
             return usage_error("--procs needs positive process counts, e.g. --procs 1,2,4,8");

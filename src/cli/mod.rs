@@ -3,7 +3,10 @@
 //! a scenario failed), 2 bad input or an I/O error.
 
 mod args;
+mod audit_cmd;
 mod bench_cmd;
+mod conformance_cmd;
+mod db_creation;
 mod mutants_cmd;
 mod scenario_cmds;
 mod state_cmds;
@@ -41,6 +44,9 @@ pub enum Command {
     List(state_cmds::ListArgs),
     /// Show the backfill state, the lease owner and the failed rollouts of a state DB (read-only).
     Status(state_cmds::StatusArgs),
+    /// Audit a home's state DB against its rollout files (read-only; --repair to fix what
+    /// Codex accepts, after a backup).
+    Audit(audit_cmd::AuditArgs),
     /// Run the scenario catalog (the main job): fault injection, workers, checks, reports.
     Run(scenario_cmds::RunArgs),
     /// Re-run one scenario with the seed of a failing run, keeping its run directory.
@@ -49,6 +55,8 @@ pub enum Command {
     ListScenarios(scenario_cmds::ListScenariosArgs),
     /// Run the catalog against every seeded-bug variant and print the kill matrix.
     Mutants(mutants_cmd::MutantsArgs),
+    /// Run the catalog on the reference and on the real Codex and print the matrix.
+    Conformance(conformance_cmd::ConformanceArgs),
     /// Run one worker of a scenario (used by the runner for process workers).
     #[command(hide = true)]
     Worker(scenario_cmds::WorkerArgs),
@@ -63,7 +71,7 @@ pub fn main() -> ExitCode {
     // failure bundles, not on the terminal.
     let quiet = matches!(
         cli.command,
-        Command::Run(_) | Command::Replay(_) | Command::Mutants(_)
+        Command::Run(_) | Command::Replay(_) | Command::Mutants(_) | Command::Conformance(_)
     );
     init_tracing(if quiet { "off" } else { "error" });
     match cli.command {
@@ -72,11 +80,13 @@ pub fn main() -> ExitCode {
         Command::Lookup(a) => state_cmds::lookup(a),
         Command::List(a) => state_cmds::list(a),
         Command::Status(a) => state_cmds::status(a),
+        Command::Audit(a) => audit_cmd::run(a),
         Command::Run(a) => scenario_cmds::run(a),
         Command::Replay(a) => scenario_cmds::replay(a),
         Command::ListScenarios(a) => scenario_cmds::list_scenarios(a),
         Command::Worker(a) => scenario_cmds::worker(a),
         Command::Mutants(a) => mutants_cmd::mutants(a),
+        Command::Conformance(a) => conformance_cmd::conformance(a),
         Command::Bench(a) => bench_cmd::bench(a),
     }
 }

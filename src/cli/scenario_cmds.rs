@@ -10,11 +10,13 @@ use std::time::Instant;
 use clap::Args;
 
 use super::usage_error;
+use crate::codex::CodexBin;
 use crate::layer::ReferenceLayer;
 use crate::scenario::catalog::{self, Entry, Shard};
 use crate::scenario::report::{self, first_difference, normalized_events, Format};
 use crate::scenario::roles::worker_main;
 use crate::scenario::runner::{RunOptions, ScenarioOutcome, Status};
+use crate::target::{CodexTarget, Target};
 use crate::variant::Variant;
 
 #[derive(Debug, Args)]
@@ -50,6 +52,42 @@ pub struct RunArgs {
     /// Run each scenario twice with the same seed and fail if the event logs differ.
     #[arg(long)]
     pub check_determinism: bool,
+    #[command(flatten)]
+    pub target: TargetArgs,
+}
+
+/// Which implementation a run drives.
+#[derive(Debug, Args)]
+pub struct TargetArgs {
+    /// `reference` (this crate) or `codex` (the real Codex CLI's app-server).
+    #[arg(long, value_enum, default_value = "reference")]
+    pub target: TargetKind,
+    /// The Codex binary (default: env CODEX_BIN, else the pinned install under tools/codex).
+    #[arg(long, env = "CODEX_BIN")]
+    pub codex_bin: Option<PathBuf>,
+    /// Also run scenarios that wait out Codex's 30 s startup wait.
+    #[arg(long)]
+    pub slow: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum TargetKind {
+    Reference,
+    Codex,
+}
+
+impl TargetArgs {
+    /// The target, or a message naming the install command when Codex is missing.
+    pub fn resolve(&self) -> Result<Target, String> {
+        match self.target {
+            TargetKind::Reference => Ok(Target::Reference),
+            TargetKind::Codex => {
+                let bin = CodexBin::locate(self.codex_bin.as_deref()).map_err(|e| e.to_string())?;
+                let t = CodexTarget::new(bin, self.slow).map_err(|e| e.to_string())?;
+                Ok(Target::Codex(Arc::new(t)))
+            }
+        }
+    }
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime, String> {
@@ -91,12 +129,25 @@ pub fn run(args: RunArgs) -> ExitCode {
     if entries.is_empty() {
         return usage_error("no scenario matches the filter/shard");
     }
+    let target = match args.target.resolve() {
+        Ok(t) => t,
+        Err(e) => return usage_error(e),
+    };
+    if matches!(target, Target::Codex(_))
+        && (args.variant != Variant::Reference || args.check_determinism)
+    {
+        return usage_error("--variant and --check-determinism apply to the reference target only");
+    }
     let seed: u64 = args
         .seed
         .unwrap_or_else(|| u64::from(rand::random::<u32>()));
     eprintln!(
-        "running {} scenario(s), seed {seed}, variant {}, {} at a time",
+        "running {} scenario(s) on {}, seed {seed}, variant {}, {} at a time",
         entries.len(),
+        match &target {
+            Target::Codex(c) => format!("codex {} ({})", c.version, c.bin.path().display()),
+            Target::Reference => "the reference".to_string(),
+        },
         args.variant,
         args.jobs
     );
@@ -121,8 +172,8 @@ pub fn run(args: RunArgs) -> ExitCode {
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
     let started = Instant::now();
-    let mut outcomes = rt.block_on(catalog::run_all(
-        Arc::new(ReferenceLayer),
+    let mut outcomes = rt.block_on(crate::target::run_all(
+        &target,
         &entries,
         &opts,
         args.jobs,
@@ -140,7 +191,11 @@ pub fn run(args: RunArgs) -> ExitCode {
     let totals = report::totals(&outcomes, wall);
     let text = match args.format {
         Format::Human => report::human(&outcomes, &totals),
-        Format::Json => report::json(&outcomes, &totals, seed, args.variant.name()),
+        Format::Json => with_target(
+            report::json(&outcomes, &totals, seed, args.variant.name()),
+            &target,
+            &outcomes,
+        ),
         Format::Junit => match report::junit(&outcomes, &totals) {
             Ok(x) => x,
             Err(e) => return usage_error(format!("cannot write JUnit XML: {e}")),
@@ -164,6 +219,26 @@ pub fn run(args: RunArgs) -> ExitCode {
     } else {
         ExitCode::SUCCESS
     }
+}
+
+/// The JSON report with `"target"` (and Codex's version), and what each scenario could
+/// not observe on it.
+fn with_target(text: String, target: &Target, outcomes: &[ScenarioOutcome]) -> String {
+    let Ok(mut v) = serde_json::from_str::<serde_json::Value>(&text) else {
+        return text;
+    };
+    v["target"] = target.name().into();
+    if let Target::Codex(c) = target {
+        v["codex_version"] = c.version.clone().into();
+    }
+    if let Some(list) = v.get_mut("scenarios").and_then(|s| s.as_array_mut()) {
+        for (s, o) in list.iter_mut().zip(outcomes) {
+            if !o.not_observed.is_empty() {
+                s["not_observed"] = serde_json::json!(o.not_observed);
+            }
+        }
+    }
+    serde_json::to_string_pretty(&v).unwrap_or(text) + "\n"
 }
 
 /// Re-runs every passing scenario with the same seed and compares normalized event logs;

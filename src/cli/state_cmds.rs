@@ -9,6 +9,7 @@ use clap::Args;
 use serde_json::json;
 
 use super::args::{HomeArgs, TimingArgs};
+use super::db_creation::{prepare, CreationArgs};
 use super::usage_error;
 use crate::fixture::{generate_home, FixtureOptions};
 use crate::lookup::{find_thread_path_in, list_threads, ListError, ListRequest};
@@ -24,6 +25,8 @@ pub struct InitArgs {
     pub homes: HomeArgs,
     #[command(flatten)]
     pub timing: TimingArgs,
+    #[command(flatten)]
+    pub creation: CreationArgs,
     /// Print one JSON object instead of text.
     #[arg(long)]
     pub json: bool,
@@ -38,6 +41,9 @@ pub fn init(args: InitArgs) -> ExitCode {
         .variant(args.timing.variant)
         .build();
     let cfg = args.timing.config(&args.homes);
+    if let Err(e) = prepare(&cfg.runtime, &args.creation) {
+        return usage_error(e);
+    }
     match try_init(&ctx, &cfg) {
         Ok(report) => {
             let b = &report.backfill;
@@ -139,6 +145,8 @@ pub struct HandleChoice {
     /// Do not use the DB at all (filesystem only).
     #[arg(long)]
     pub no_db: bool,
+    #[command(flatten)]
+    pub creation: CreationArgs,
 }
 
 /// Gets the handle as the choice says. Startup failures do not abort: the command goes on
@@ -166,6 +174,10 @@ fn obtain_handle(
                 None
             }
         };
+    }
+    if let Err(why) = prepare(&cfg.runtime, &choice.creation) {
+        eprintln!("note: state db unavailable ({why}); continuing without it");
+        return None;
     }
     match try_init(ctx, cfg) {
         Ok(report) => Some(report.handle),
@@ -378,13 +390,7 @@ pub fn status(args: StatusArgs) -> ExitCode {
     let gather = || -> Result<_, StateError> {
         let state = rt.backfill_state()?;
         let rows = rt.thread_count()?;
-        let failures = rt.read("failures", |c| {
-            if crate::state::schema::has_column(c, "backfill_failures", "path")? {
-                crate::state::backfill_state::failures(c)
-            } else {
-                Ok(Vec::new())
-            }
-        })?;
+        let failures = rt.read("failures", crate::state::backfill_state::failures)?;
         Ok((state, rows, failures))
     };
     match gather() {

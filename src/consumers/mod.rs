@@ -25,7 +25,7 @@ pub mod thread_manager;
 pub mod thread_store;
 
 pub use error::ConsumerError;
-pub use git_metadata::{update_thread_git_metadata, GitMetadataPatch};
+pub use git_metadata::{update_thread_git_metadata, GitFields, GitMetadataPatch};
 pub use memory_reset::reset_memory;
 pub use name_lookup::{find_thread_by_name, NamedThread};
 pub use resume_last::find_latest_thread;

@@ -15,10 +15,12 @@ use rusqlite::params;
 use uuid::Uuid;
 
 use super::session_index::thread_name_for;
-use crate::lookup::{find_thread_path_in, list_threads, ListError, ListPage, ListRequest};
+use crate::lookup::{find_thread_path_in, list_threads_in, ListError, ListPage, ListRequest};
 use crate::process::ProcessContext;
 use crate::rollout::head::read_session_meta_head;
-use crate::rollout::layout::{active_rollout_path, parse_rollout_file_name, root_of, Root};
+use crate::rollout::layout::{
+    active_rollout_path, is_compressed_rollout, parse_rollout_file_name, root_of, Root,
+};
 use crate::rollout::line::{parse_line, RolloutLine};
 use crate::rollout::metadata::extract_metadata;
 use crate::state::{threads, StateDbHandle, StateError};
@@ -345,7 +347,7 @@ impl LocalThreadStore {
     /// DB query fails), the files' page without one.
     pub fn list_threads(&self, req: &ListRequest) -> Result<ListPage, ThreadStoreError> {
         let handle = self.handle();
-        match list_threads(handle.as_ref(), &self.codex_home, req) {
+        match list_threads_in(&self.ctx, handle.as_ref(), &self.codex_home, req) {
             Ok(page) => Ok(page),
             Err(ListError::InvalidCursor(cursor)) => {
                 Err(invalid(format!("invalid cursor: {cursor}")))
@@ -354,7 +356,8 @@ impl LocalThreadStore {
                 tracing::warn!(
                     "state db list_threads failed: {err}; falling back on the rollout files"
                 );
-                list_threads(None, &self.codex_home, req).map_err(|err| invalid(err.to_string()))
+                list_threads_in(&self.ctx, None, &self.codex_home, req)
+                    .map_err(|err| invalid(err.to_string()))
             }
         }
     }
@@ -366,7 +369,8 @@ impl LocalThreadStore {
         let from = self.locate(handle.as_ref(), thread_id, Root::Active)?;
         let name = file_name_of(&from)?;
         let to = Root::Archived.dir(&self.codex_home).join(name);
-        move_rollout(thread_id, &from, &to)?;
+        let overwrite = self.ctx.decisions().archive_may_overwrite();
+        move_rollout(thread_id, &from, &to, overwrite)?;
         let now_ms = self.ctx.clock().now_ms();
         Ok(self.record_move(handle.as_ref(), thread_id, from, to, Some(now_ms)))
     }
@@ -379,8 +383,12 @@ impl LocalThreadStore {
         let name = file_name_of(&from)?;
         let parsed = parse_rollout_file_name(name)
             .ok_or_else(|| invalid(format!("rollout file name {name} is not canonical")))?;
-        let to = active_rollout_path(&self.codex_home, parsed.timestamp, thread_id);
-        move_rollout(thread_id, &from, &to)?;
+        let mut to = active_rollout_path(&self.codex_home, parsed.timestamp, thread_id);
+        if is_compressed_rollout(&from) {
+            // Moved as it is: a compressed rollout keeps its bytes and its `.zst` name.
+            to.as_mut_os_string().push(".zst");
+        }
+        move_rollout(thread_id, &from, &to, false)?;
         Ok(self.record_move(handle.as_ref(), thread_id, from, to, None))
     }
 
@@ -491,11 +499,14 @@ fn file_name_of(path: &Path) -> Result<&str, ThreadStoreError> {
         .ok_or_else(|| invalid(format!("rollout path {} has no file name", path.display())))
 }
 
-/// Renames `from` to `to`, creating `to`'s directory and never replacing an existing file.
-fn move_rollout(id: Uuid, from: &Path, to: &Path) -> Result<(), ThreadStoreError> {
-    if to.exists() {
+/// Renames `from` to `to`, creating `to`'s directory and never replacing an existing file
+/// (two files can claim one id: archiving the second must not destroy the first).
+/// `overwrite` is only the `archive-overwrites` seeded bug.
+fn move_rollout(id: Uuid, from: &Path, to: &Path, overwrite: bool) -> Result<(), ThreadStoreError> {
+    if to.exists() && !overwrite {
         return Err(invalid(format!(
-            "cannot move thread {id}: {} already exists",
+            "cannot move thread {id}: {} already exists (another file claims this thread; \
+             both are kept — move or remove one of them by hand)",
             to.display()
         )));
     }

@@ -1,13 +1,18 @@
 //! Seeded bug `gate-gives-up-at-once`: the startup gate gives up at once instead of waiting for a live owner.
 
 use super::{Decisions, Defect, ExpectedKill};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 pub struct GateGivesUpAtOnce;
 
 impl Decisions for GateGivesUpAtOnce {
-    fn gate_deadline(&self, _wait_timeout: Duration) -> Option<Duration> {
-        Some(Duration::ZERO)
+    fn gate_deadline(
+        &self,
+        started: Instant,
+        _progress_deadline: Instant,
+        _wait_timeout: Duration,
+    ) -> Option<Instant> {
+        Some(started)
     }
 }
 

@@ -1,12 +1,17 @@
 //! Seeded bug `gate-no-timeout`: the startup gate waits for a live owner without any timeout.
 
 use super::{Decisions, Defect, ExpectedKill};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 pub struct GateNoTimeout;
 
 impl Decisions for GateNoTimeout {
-    fn gate_deadline(&self, _wait_timeout: Duration) -> Option<Duration> {
+    fn gate_deadline(
+        &self,
+        _started: Instant,
+        _progress_deadline: Instant,
+        _wait_timeout: Duration,
+    ) -> Option<Instant> {
         None
     }
 }

@@ -9,7 +9,7 @@
 //! its failpoints in only when asked.
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rusqlite::TransactionBehavior;
 
@@ -20,15 +20,21 @@ use crate::state::StateDbHandle;
 use crate::thread::ThreadMetadata;
 
 #[cfg(feature = "seeded-bugs")]
+mod archive_overwrites;
+#[cfg(feature = "seeded-bugs")]
 mod consumer_lazy_open;
 #[cfg(feature = "seeded-bugs")]
 mod deferred_writes;
 #[cfg(feature = "seeded-bugs")]
 mod fuzzy_fallback;
 #[cfg(feature = "seeded-bugs")]
+mod gate_fixed_wait;
+#[cfg(feature = "seeded-bugs")]
 mod gate_gives_up_at_once;
 #[cfg(feature = "seeded-bugs")]
 mod gate_no_timeout;
+#[cfg(feature = "seeded-bugs")]
+mod handle_home_unchecked;
 #[cfg(feature = "seeded-bugs")]
 mod heartbeat_per_batch;
 #[cfg(feature = "seeded-bugs")]
@@ -36,11 +42,19 @@ mod lease_no_owner_token;
 #[cfg(feature = "seeded-bugs")]
 mod list_deletes_stale;
 #[cfg(feature = "seeded-bugs")]
+mod list_files_duplicates;
+#[cfg(feature = "seeded-bugs")]
 mod list_timestamp_cursor;
+#[cfg(feature = "seeded-bugs")]
+mod list_trusts_index;
 #[cfg(feature = "seeded-bugs")]
 mod lookup_trusts_db_path;
 #[cfg(feature = "seeded-bugs")]
 mod open_only_migrates;
+#[cfg(feature = "seeded-bugs")]
+mod recovery_deletes_damaged;
+#[cfg(feature = "seeded-bugs")]
+mod recovery_drops_db_only;
 #[cfg(feature = "seeded-bugs")]
 mod repair_whole_row_upsert;
 
@@ -63,9 +77,16 @@ pub trait Decisions: Send + Sync + 'static {
         false
     }
 
-    /// How long the startup gate waits for a live owner (`None`: forever).
-    fn gate_deadline(&self, wait_timeout: Duration) -> Option<Duration> {
-        Some(wait_timeout)
+    /// When the startup gate gives up on a live owner (`None`: never). The reference's
+    /// deadline is progress-aware (`progress_deadline`, moved on while the owner advances);
+    /// `started` is when this gate began waiting.
+    fn gate_deadline(
+        &self,
+        _started: Instant,
+        progress_deadline: Instant,
+        _wait_timeout: Duration,
+    ) -> Option<Instant> {
+        Some(progress_deadline)
     }
 
     /// Whether the open-only path runs a full init (create, migrate, backfill) instead.
@@ -114,6 +135,38 @@ pub trait Decisions: Send + Sync + 'static {
     /// Whether listing deletes rows whose file is missing even without `--prune`.
     fn list_always_prunes(&self) -> bool {
         false
+    }
+
+    /// Whether listing and startup index rollouts the DB has not seen (instead of trusting
+    /// the index alone).
+    fn index_new_rollouts(&self) -> bool {
+        true
+    }
+
+    /// Whether the listing built from the files shows each thread once, however many files
+    /// claim its id.
+    fn list_files_one_per_thread(&self) -> bool {
+        true
+    }
+
+    /// Whether archiving may rename onto an existing archived file of the same name.
+    fn archive_may_overwrite(&self) -> bool {
+        false
+    }
+
+    /// Whether a handle is checked to serve the codex home it is asked about.
+    fn handle_home_checked(&self) -> bool {
+        true
+    }
+
+    /// Whether recovery keeps the damaged DB as a backup (instead of deleting it).
+    fn recovery_keeps_damaged(&self) -> bool {
+        true
+    }
+
+    /// Whether recovery carries salvaged DB-only values (names, pins) onto the rebuilt rows.
+    fn recovery_carries_over(&self) -> bool {
+        true
     }
 }
 
@@ -164,12 +217,19 @@ mod seeded {
             Variant::RepairWholeRowUpsert => &repair_whole_row_upsert::DEFECT,
             Variant::GateNoTimeout => &gate_no_timeout::DEFECT,
             Variant::GateGivesUpAtOnce => &gate_gives_up_at_once::DEFECT,
+            Variant::GateFixedWait => &gate_fixed_wait::DEFECT,
             Variant::LeaseNoOwnerToken => &lease_no_owner_token::DEFECT,
             Variant::HeartbeatPerBatch => &heartbeat_per_batch::DEFECT,
             Variant::OpenOnlyMigrates => &open_only_migrates::DEFECT,
             Variant::ListDeletesStale => &list_deletes_stale::DEFECT,
             Variant::ListTimestampCursor => &list_timestamp_cursor::DEFECT,
             Variant::DeferredWrites => &deferred_writes::DEFECT,
+            Variant::ListTrustsIndex => &list_trusts_index::DEFECT,
+            Variant::ListFilesDuplicates => &list_files_duplicates::DEFECT,
+            Variant::ArchiveOverwrites => &archive_overwrites::DEFECT,
+            Variant::HandleHomeUnchecked => &handle_home_unchecked::DEFECT,
+            Variant::RecoveryDropsDbOnly => &recovery_drops_db_only::DEFECT,
+            Variant::RecoveryDeletesDamaged => &recovery_deletes_damaged::DEFECT,
         }
     }
 }

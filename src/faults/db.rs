@@ -74,17 +74,45 @@ pub fn set_status(home: &HomeModel, status: &str) -> Result<String, String> {
     changed(n, format!("backfill_state.status = '{status}'"))
 }
 
+/// Names a (fake) harness lease owner in the harness's lease table, as a real owner's
+/// claim would have, with `backfill_state.updated_at` as of `at_ms`.
+fn set_lease_owner(
+    conn: &Connection,
+    owner: &str,
+    at_ms: i64,
+    expires_at_ms: i64,
+) -> Result<(), String> {
+    conn.execute(
+        &format!(
+            "INSERT INTO {} (id, owner_id, owner_pid, owner_host, claimed_at_ms, heartbeat_at_ms,
+                lease_expires_at_ms, state_updated_at)
+             VALUES (1, ?1, 0, 'injected', ?2, ?2, ?3, ?2 / 1000)
+             ON CONFLICT(id) DO UPDATE SET owner_id = excluded.owner_id, owner_pid = 0,
+                owner_host = 'injected', claimed_at_ms = ?2, heartbeat_at_ms = ?2,
+                lease_expires_at_ms = ?3, state_updated_at = ?2 / 1000",
+            crate::state::schema::LEASE_TABLE
+        ),
+        params![owner, at_ms, expires_at_ms],
+    )
+    .map_err(|e| e.to_string())?;
+    Ok(())
+}
+
 pub fn stuck_lease(home: &HomeModel, expires_in: Duration) -> Result<String, String> {
     let now = real_now_ms();
-    let n = connect(home)?
+    let conn = connect(home)?;
+    let n = conn
         .execute(
-            "UPDATE backfill_state SET status = 'running', updated_at = ?1 / 1000,
-                owner_id = 'injected-stuck-owner', owner_pid = 0, owner_host = 'injected',
-                claimed_at_ms = ?1, heartbeat_at_ms = ?1, lease_expires_at_ms = ?1 + ?2
-             WHERE id = 1",
-            params![now, expires_in.as_millis() as i64],
+            "UPDATE backfill_state SET status = 'running', updated_at = ?1 / 1000 WHERE id = 1",
+            params![now],
         )
         .map_err(|e| e.to_string())?;
+    set_lease_owner(
+        &conn,
+        "injected-stuck-owner",
+        now,
+        now + expires_in.as_millis() as i64,
+    )?;
     changed(n, "lease held by a live foreign owner".to_string())
 }
 
@@ -101,16 +129,16 @@ pub fn expired_lease(
         )),
         None => None,
     };
-    let n = connect(home)?
+    let conn = connect(home)?;
+    let n = conn
         .execute(
             "UPDATE backfill_state SET status = 'running', updated_at = ?1 / 1000,
-                owner_id = 'injected-dead-owner', owner_pid = 0, owner_host = 'injected',
-                claimed_at_ms = ?1, heartbeat_at_ms = ?1, lease_expires_at_ms = ?1,
                 last_watermark = COALESCE(?2, last_watermark)
              WHERE id = 1",
             params![then, watermark],
         )
         .map_err(|e| e.to_string())?;
+    set_lease_owner(&conn, "injected-dead-owner", then, then)?;
     changed(
         n,
         format!(
@@ -148,4 +176,16 @@ pub fn delete_backfill_row(home: &HomeModel) -> Result<String, String> {
         .execute("DELETE FROM backfill_state WHERE id = 1", [])
         .map_err(|e| e.to_string())?;
     changed(n, "backfill_state row deleted".to_string())
+}
+
+/// A name the user gave the thread in the app: stored only in the DB's `title`.
+pub fn set_title(home: &HomeModel, alias: &str, title: &str) -> Result<String, String> {
+    let id = home.thread(alias)?.id;
+    let n = connect(home)?
+        .execute(
+            "UPDATE threads SET title = ?1 WHERE id = ?2",
+            params![title, id.to_string()],
+        )
+        .map_err(|e| e.to_string())?;
+    changed(n, format!("row {alias} named '{title}' (DB only)"))
 }

@@ -75,17 +75,18 @@ pub fn duplicate(home: &mut HomeModel, alias: &str) -> Result<String, String> {
     Ok(format!("{alias} also claimed by {}", home.relative(&dest)))
 }
 
-pub fn corrupt_db(home: &HomeModel) -> Result<String, String> {
+pub fn corrupt_db(home: &mut HomeModel) -> Result<String, String> {
     let db = home.db_path();
     let junk =
         b"this file used to be a database but is now just text; SQLite will say so.\n".repeat(64);
-    std::fs::write(&db, junk).map_err(|e| io(&db, e))?;
+    std::fs::write(&db, &junk).map_err(|e| io(&db, e))?;
     for sidecar in ["-wal", "-shm"] {
         let p = PathBuf::from(format!("{}{sidecar}", db.display()));
         if p.exists() {
             std::fs::remove_file(&p).map_err(|e| io(&p, e))?;
         }
     }
+    home.damaged_db = Some(junk);
     Ok(format!(
         "{} overwritten with non-database bytes",
         db.display()
@@ -170,4 +171,41 @@ pub fn garble_head(home: &HomeModel, alias: &str) -> Result<String, String> {
     let garbled = format!("<<garbage head>>\n{rest}");
     std::fs::write(&path, garbled).map_err(|e| io(&path, e))?;
     Ok(format!("{alias}: head garbled"))
+}
+
+/// Directory (inside the scenario's home, outside its rollout roots) standing for the home
+/// this one was copied from.
+pub const ORIGINAL_HOME_DIR: &str = "copied-from";
+
+/// The home was copied, DB and all, from another home: every row names the other home's
+/// file (a byte-identical copy under [`ORIGINAL_HOME_DIR`], so its head verifies), and the
+/// other home is then damaged (each of its rollouts gets a garbled line appended, as a
+/// crashed writer there would leave it). Nothing in this home's own roots changes.
+pub fn copied_home(home: &HomeModel) -> Result<String, String> {
+    let original = home.codex_home.join(ORIGINAL_HOME_DIR);
+    let mut moved = 0;
+    for (alias, entry) in &home.threads {
+        let rel = entry
+            .path
+            .strip_prefix(&home.codex_home)
+            .map_err(|_| format!("{alias}'s rollout is not under the home"))?;
+        let there = original.join(rel);
+        std::fs::create_dir_all(there.parent().unwrap_or(&original)).map_err(|e| io(&there, e))?;
+        std::fs::copy(&entry.path, &there).map_err(|e| io(&there, e))?;
+        super::db::set_row_path(home, alias, &there)?;
+        let mut file = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&there)
+            .map_err(|e| io(&there, e))?;
+        file.write_all(b"{\"timestamp\":\"2026-01-2")
+            .map_err(|e| io(&there, e))?;
+        moved += 1;
+    }
+    if moved == 0 {
+        return Err("copied_home: the home has no threads".into());
+    }
+    Ok(format!(
+        "{moved} rows point into the damaged original home {}",
+        home.relative(&original)
+    ))
 }

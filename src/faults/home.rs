@@ -28,6 +28,8 @@ pub struct HomeModel {
     pub readonly_dirs: Vec<PathBuf>,
     /// Counter for unique names of files injectors create.
     pub counter: u32,
+    /// The bytes a DB-damaging injector left in `state_5.sqlite` (a recovery must keep them).
+    pub damaged_db: Option<Vec<u8>>,
 }
 
 impl HomeModel {
@@ -38,7 +40,13 @@ impl HomeModel {
             threads: BTreeMap::new(),
             readonly_dirs: Vec::new(),
             counter: 0,
+            damaged_db: None,
         }
+    }
+
+    /// The ids of the scenario's threads, as strings.
+    pub fn known_ids(&self) -> std::collections::BTreeSet<String> {
+        self.threads.values().map(|t| t.id.to_string()).collect()
     }
 
     pub fn db_path(&self) -> PathBuf {

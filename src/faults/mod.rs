@@ -8,15 +8,19 @@
 //! (pauses, errors, deaths at named points) are failpoints (`crate::failpoints`); contention
 //! and clock skew come from workers.
 
+mod appear;
 mod db;
 mod files;
 mod home;
+mod pages;
 
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+pub use appear::Landing;
 pub use home::{HomeModel, ThreadEntry};
+pub use pages::PageDamage;
 
 /// Content of an unverifiable rollout.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -90,6 +94,26 @@ pub enum Fault {
     SameTimestamp { threads: Vec<String> },
     /// The `backfill_state` singleton row is deleted.
     DeleteBackfillRow,
+    /// A new thread's rollout appears with no row (restored from a backup, copied from
+    /// another machine) next to `beside`'s, in a new day, or archived; alias `new<N>`.
+    NewRollout {
+        beside: String,
+        #[serde(default)]
+        into: Landing,
+    },
+    /// The row of `thread` gets a user-given name (`title`) that no rollout holds.
+    DbOnlyTitle { thread: String, title: String },
+    /// The DB stays a SQLite file, but the `threads` leaf page holding `thread`'s row (or,
+    /// without `thread`, the schema page) is torn or overwritten.
+    DamagePage {
+        #[serde(default)]
+        thread: Option<String>,
+        #[serde(default)]
+        how: PageDamage,
+    },
+    /// The home was copied with its DB from another home, which was then damaged: every
+    /// row names the other home's (verifiable) copy of its rollout.
+    CopiedHome,
 }
 
 impl Fault {
@@ -114,6 +138,10 @@ impl Fault {
             Fault::GarbleHead { .. } => "garble_head",
             Fault::SameTimestamp { .. } => "same_timestamp",
             Fault::DeleteBackfillRow => "delete_backfill_row",
+            Fault::NewRollout { .. } => "new_rollout",
+            Fault::DamagePage { .. } => "damage_page",
+            Fault::DbOnlyTitle { .. } => "db_only_title",
+            Fault::CopiedHome => "copied_home",
         }
     }
 
@@ -131,6 +159,9 @@ impl Fault {
             | Fault::DeleteFile { thread }
             | Fault::EmptyFile { thread }
             | Fault::GarbleHead { thread } => vec![thread],
+            Fault::NewRollout { beside, .. } => vec![beside],
+            Fault::DamagePage { thread, .. } => thread.iter().map(String::as_str).collect(),
+            Fault::DbOnlyTitle { thread, .. } => vec![thread],
             Fault::SameTimestamp { threads } => threads.iter().map(String::as_str).collect(),
             _ => vec![],
         }
@@ -148,6 +179,8 @@ impl Fault {
                 | Fault::DeleteFile { .. }
                 | Fault::EmptyFile { .. }
                 | Fault::GarbleHead { .. }
+                | Fault::NewRollout { .. }
+                | Fault::CopiedHome
         )
     }
 
@@ -188,6 +221,10 @@ impl Fault {
             Fault::GarbleHead { thread } => files::garble_head(home, thread),
             Fault::SameTimestamp { threads } => db::same_timestamp(home, threads),
             Fault::DeleteBackfillRow => db::delete_backfill_row(home),
+            Fault::NewRollout { beside, into } => appear::new_rollout(home, beside, *into),
+            Fault::DamagePage { thread, how } => pages::damage_page(home, thread.as_deref(), *how),
+            Fault::DbOnlyTitle { thread, title } => db::set_title(home, thread, title),
+            Fault::CopiedHome => files::copied_home(home),
         }
     }
 }
@@ -244,5 +281,21 @@ pub const FAULT_KINDS: &[(&str, &str)] = &[
     (
         "delete_backfill_row",
         "the backfill_state singleton row deleted",
+    ),
+    (
+        "new_rollout",
+        "a new thread's rollout appears after indexing, with no row (restored/copied)",
+    ),
+    (
+        "db_only_title",
+        "a thread gets a user-given name stored only in the DB",
+    ),
+    (
+        "damage_page",
+        "a threads leaf page (or the schema page) torn or overwritten; still a SQLite file",
+    ),
+    (
+        "copied_home",
+        "home copied with its DB: rows name the (damaged) original home's files",
     ),
 ];

@@ -120,16 +120,18 @@ pub fn find_thread_path_in(
     scope: Scope,
 ) -> LookupResult {
     let result = lookup(ctx, handle, codex_home, id, scope);
-    ctx.emit(
-        kinds::LOOKUP,
-        json!({
-            "thread_id": result.thread_id,
-            "path": result.path,
-            "source": result.source,
-            "fallback_reason": result.fallback_reason,
-            "repaired": result.repaired,
-        }),
-    );
+    if ctx.events().is_recording() {
+        ctx.emit(
+            kinds::LOOKUP,
+            json!({
+                "thread_id": result.thread_id,
+                "path": result.path,
+                "source": result.source,
+                "fallback_reason": result.fallback_reason,
+                "repaired": result.repaired,
+            }),
+        );
+    }
     result
 }
 
@@ -143,6 +145,8 @@ fn lookup(
     let Ok(uuid) = Uuid::parse_str(id.trim()) else {
         return LookupResult::not_found(id, None);
     };
+    // A handle for another home has no answer here (and repairs nothing through it).
+    let handle = crate::sqlite_home::handle_for(handle, codex_home, "find_thread_path");
     let (reason, unverified, row_read) = match handle {
         None => (FallbackReason::DbUnavailable, None, None),
         Some(rt) => match ask_db(ctx, rt, uuid, scope) {
@@ -199,25 +203,63 @@ fn lookup(
     }
 }
 
+/// The hot path first: the in-scope path alone (one narrow point query, no row decoding)
+/// and its head. A hit verified there is final; anything else is judged again from the
+/// whole row (which a repair needs as its compare-and-swap value) by [`judge_row`].
 fn ask_db(ctx: &Arc<ProcessContext>, rt: &StateDbHandle, uuid: Uuid, scope: Scope) -> DbAnswer {
-    let row = match rt.get_thread(uuid) {
-        Ok(row) => row,
-        Err(err) => {
-            tracing::warn!("state db find_rollout_path_by_id failed during find_path_query: {err}");
-            return DbAnswer::Fallback {
-                reason: FallbackReason::DbError,
-                unverified: None,
-                row: None,
-            };
+    let db_error = |err: &dyn std::fmt::Display| {
+        tracing::warn!("state db find_rollout_path_by_id failed during find_path_query: {err}");
+        DbAnswer::Fallback {
+            reason: FallbackReason::DbError,
+            unverified: None,
+            row: None,
         }
     };
-    if ctx.failpoint(Failpoint::LookupAfterDbRead).is_err() {
+    let path = match rt.find_rollout_path_by_id(uuid, scope) {
+        Ok(path) => path,
+        Err(err) => return db_error(&err),
+    };
+    let failpoint = ctx.failpoint(Failpoint::LookupAfterDbRead);
+    if let (Some(path), Ok(())) = (&path, &failpoint) {
+        if verifies_in_scope(rt, path, uuid, scope) {
+            return DbAnswer::Verified(path.clone());
+        }
+    }
+    let row = match rt.get_thread(uuid) {
+        Ok(row) => row,
+        Err(err) => return db_error(&err),
+    };
+    if failpoint.is_err() {
         return DbAnswer::Fallback {
             reason: FallbackReason::DbError,
             unverified: None,
             row,
         };
     }
+    judge_row(ctx, rt, uuid, scope, row)
+}
+
+/// The file at `path` is thread `uuid`'s (by its head) and lies under the scope's root
+/// of this home.
+fn verifies_in_scope(rt: &StateDbHandle, path: &Path, uuid: Uuid, scope: Scope) -> bool {
+    let head_ok = read_session_meta_head(path).is_ok_and(|h| h.thread_id() == Some(uuid));
+    head_ok
+        && match (scope.archived_filter(), root_of(rt.codex_home(), path)) {
+            (Some(want_archived), Some(root)) => root.is_archived() == want_archived,
+            (None, Some(_)) => true,
+            // Outside this home's roots (a moved or copied home): never a hot-path answer.
+            (_, None) => false,
+        }
+}
+
+/// Judges the whole row: scope, a missing file, the variant's trust, the head, the root.
+fn judge_row(
+    ctx: &Arc<ProcessContext>,
+    rt: &StateDbHandle,
+    uuid: Uuid,
+    scope: Scope,
+    row: Option<ThreadMetadata>,
+) -> DbAnswer {
     let in_scope = row
         .as_ref()
         .filter(|r| scope.archived_filter().is_none_or(|a| a == r.is_archived()));
@@ -229,6 +271,21 @@ fn ask_db(ctx: &Arc<ProcessContext>, rt: &StateDbHandle, uuid: Uuid, scope: Scop
         };
     };
     let db_path = in_scope.rollout_path.clone();
+    if root_of(rt.codex_home(), &db_path).is_none() {
+        // A home moved or copied with its DB: the row names a file of another home (or
+        // no rollout root at all). Never an answer, however well its head verifies.
+        tracing::warn!(
+            "state db returned rollout path for thread {uuid} outside {}: {}",
+            rt.codex_home().display(),
+            db_path.display()
+        );
+        discrepancy(ctx, "outside_home_db_path", uuid);
+        return DbAnswer::Fallback {
+            reason: FallbackReason::StalePath,
+            unverified: None,
+            row,
+        };
+    }
     if !db_path.is_file() {
         tracing::error!(
             "state db returned stale rollout path for thread {uuid}: {}",

@@ -1,20 +1,31 @@
 //! `list_threads`: a page of threads, newest first, with a `(timestamp, id)` keyset cursor.
 //!
-//! With a handle the page comes from the DB; rows whose rollout file is missing are left
-//! out, reported as `stale`, and the page is refilled to its size. Deleting them is the
-//! explicit `prune` option, never a side effect of listing. Without a handle the same page
-//! is built from the files.
+//! With a handle the page comes from the DB; rows whose rollout file is missing, lies
+//! outside the scope's root or belongs to another thread (by its head) are left out,
+//! reported as `stale`, and the page is refilled to its size. Deleting them is the
+//! explicit `prune` option, never a side effect of listing. A row naming a file outside this
+//! home (a home moved or copied with its DB) is never listed as it is: the thread's own
+//! rollout here is found and the row repaired onto it, or the row is stale. Without a
+//! handle the same page is built from the files.
 
 use std::path::{Path, PathBuf};
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, NaiveDateTime, SecondsFormat, Utc};
 use uuid::Uuid;
 
+use super::find::{find_thread_path, LookupSource};
+use crate::backfill::reconcile::reconcile_or_warn;
+use crate::process::ProcessContext;
 use crate::rollout::head::read_session_meta_head;
-use crate::rollout::layout::Root;
+use crate::rollout::layout::{
+    active_rollout_path, archived_rollout_path, parse_rollout_file_name, root_of, Root,
+};
 use crate::rollout::search::collect_rollout_files;
+use crate::sqlite_home::handle_for;
 use crate::state::threads::{self, Anchor, SortKey};
 use crate::state::{StateDbHandle, StateError};
+use crate::thread::{Scope, ThreadMetadata};
+use crate::variant::Variant;
 
 /// One listing request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,13 +71,15 @@ pub struct ListPage {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ListError {
-    #[error("invalid cursor: {0} (expected the next_cursor of a previous page, like 2026-01-27T12:34:56.000Z|<uuid>)")]
+    #[error("invalid cursor: {0} (expected the next_cursor of a previous page: `<RFC 3339 timestamp>|<uuid>` like 2026-01-27T12:34:56.000Z|<uuid>, a bare RFC 3339 timestamp, or Codex's file-name form 2026-01-27T12-34-56)")]
     InvalidCursor(String),
     #[error(transparent)]
     State(#[from] StateError),
 }
 
-/// A decoded cursor: `RFC3339-with-ms|uuid`, or a bare timestamp (the weak legacy form).
+/// A decoded cursor: `RFC3339-with-ms|uuid` (the keyset form Codex's newer versions hand
+/// out too), or a bare timestamp — RFC 3339 or Codex's file-name form
+/// `YYYY-MM-DDThh-mm-ss` (UTC) — the weak timestamp-only form older clients hold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Cursor(pub Anchor);
 
@@ -85,12 +98,19 @@ impl Cursor {
             Some((ts, id)) => (ts, Some(Uuid::parse_str(id).map_err(|_| bad())?)),
             None => (text, None),
         };
-        let ts_ms = DateTime::parse_from_rfc3339(ts)
-            .map_err(|_| bad())?
-            .timestamp_millis();
+        let ts_ms = match DateTime::parse_from_rfc3339(ts) {
+            Ok(t) => t.timestamp_millis(),
+            Err(_) => NaiveDateTime::parse_from_str(ts, FILE_NAME_TIME)
+                .map_err(|_| bad())?
+                .and_utc()
+                .timestamp_millis(),
+        };
         Ok(Cursor(Anchor { ts_ms, id }))
     }
 }
+
+/// The timestamp form of rollout file names, which Codex also accepts as a cursor (UTC).
+const FILE_NAME_TIME: &str = "%Y-%m-%dT%H-%M-%S";
 
 fn format_ms(ms: i64) -> String {
     DateTime::<Utc>::from_timestamp_millis(ms)
@@ -113,15 +133,42 @@ pub fn list_threads(
     codex_home: &Path,
     req: &ListRequest,
 ) -> Result<ListPage, ListError> {
+    let variant = handle.map_or(Variant::default(), |h| h.context().variant());
+    list_threads_as(variant, handle, codex_home, req)
+}
+
+/// [`list_threads`] in a process running `variant` (which matters even without a handle).
+pub fn list_threads_in(
+    ctx: &ProcessContext,
+    handle: Option<&StateDbHandle>,
+    codex_home: &Path,
+    req: &ListRequest,
+) -> Result<ListPage, ListError> {
+    list_threads_as(ctx.variant(), handle, codex_home, req)
+}
+
+fn list_threads_as(
+    variant: Variant,
+    handle: Option<&StateDbHandle>,
+    codex_home: &Path,
+    req: &ListRequest,
+) -> Result<ListPage, ListError> {
     let anchor = req
         .cursor
         .as_deref()
         .map(Cursor::parse)
         .transpose()?
         .map(|c| c.0);
-    match handle {
-        Some(rt) => list_db(rt, req, anchor),
-        None => Ok(list_files(codex_home, req, anchor)),
+    match handle_for(handle, codex_home, "list_threads") {
+        Some(rt) => {
+            // The first page first indexes rollouts that appeared behind the DB's back,
+            // so the listing shows every rollout of its scope (later pages keep the set).
+            if req.cursor.is_none() {
+                reconcile_or_warn(rt, "list_threads");
+            }
+            list_db(rt, req, anchor)
+        }
+        None => Ok(list_files(codex_home, req, anchor, variant)),
     }
 }
 
@@ -153,16 +200,23 @@ fn list_db(
                 more = true;
                 break 'fetch;
             }
-            if row.rollout_path.is_file() {
+            let inside = root_of(rt.codex_home(), &row.rollout_path).is_some();
+            if inside && serves_row(&row.rollout_path, row.id, req.archived, rt.codex_home()) {
                 page.items.push(item(
                     row.id,
                     row.rollout_path,
                     row.created_at_ms,
                     row.updated_at_ms,
                 ));
+            } else if let Some(path) = (!inside)
+                .then(|| relocate_into_home(rt, &row, req.archived))
+                .flatten()
+            {
+                page.items
+                    .push(item(row.id, path, row.created_at_ms, row.updated_at_ms));
             } else {
                 tracing::warn!(
-                    "state db list_threads returned stale rollout path for thread {}: {}",
+                    "state db list_threads returned a stale rollout path (missing, outside the scope's root, or another thread's file) for thread {}: {}",
                     row.id,
                     row.rollout_path.display()
                 );
@@ -202,18 +256,54 @@ fn list_db(
     Ok(page)
 }
 
-fn list_files(codex_home: &Path, req: &ListRequest, anchor: Option<Anchor>) -> ListPage {
+/// A row naming a file outside this home (a home moved or copied with its DB): the
+/// thread's own rollout in this home, found by the exact search and verified, with the row
+/// repaired onto it. `None` when this home has no such rollout (the row is then stale).
+fn relocate_into_home(rt: &StateDbHandle, row: &ThreadMetadata, archived: bool) -> Option<PathBuf> {
+    tracing::warn!(
+        "state db discrepancy during list_threads: outside_home_db_path for thread {}: {}",
+        row.id,
+        row.rollout_path.display()
+    );
+    let scope = if archived {
+        Scope::Archived
+    } else {
+        Scope::Active
+    };
+    let found = find_thread_path(Some(rt), rt.codex_home(), &row.id.to_string(), scope);
+    found.path.filter(|p| {
+        found.source == Some(LookupSource::Filesystem) && root_of(rt.codex_home(), p).is_some()
+    })
+}
+
+fn list_files(
+    codex_home: &Path,
+    req: &ListRequest,
+    anchor: Option<Anchor>,
+    variant: Variant,
+) -> ListPage {
     let root = if req.archived {
         Root::Archived
     } else {
         Root::Active
     };
     let (files, _warnings) = collect_rollout_files(&root.dir(codex_home));
-    let mut rows: Vec<(i64, Uuid, ListItem)> = files
+    let files: Vec<(PathBuf, Uuid)> = files
         .into_iter()
         .filter_map(|path| {
+            let id = read_session_meta_head(&path).ok()?.thread_id()?;
+            Some((path, id))
+        })
+        .collect();
+    let files = if variant.decisions().list_files_one_per_thread() {
+        one_file_per_thread(codex_home, root, files)
+    } else {
+        files
+    };
+    let mut rows: Vec<(i64, Uuid, ListItem)> = files
+        .into_iter()
+        .filter_map(|(path, id)| {
             let head = read_session_meta_head(&path).ok()?;
-            let id = head.thread_id()?;
             let created = head
                 .timestamp
                 .as_deref()
@@ -254,5 +344,102 @@ fn list_files(codex_home: &Path, req: &ListRequest, anchor: Option<Anchor>) -> L
         items: taken.into_iter().map(|(_, _, item)| item).collect(),
         stale: Vec::new(),
         pruned: Vec::new(),
+    }
+}
+
+/// Whether a row's path serves its thread in a listing of `archived`: the file exists,
+/// lies under the scope's root, and its head does not name another thread (an
+/// unreadable head is not another thread's; lookups flag it).
+fn serves_row(path: &Path, id: Uuid, archived: bool, codex_home: &Path) -> bool {
+    let root = if archived {
+        Root::Archived
+    } else {
+        Root::Active
+    };
+    path.is_file()
+        && path.starts_with(root.dir(codex_home))
+        && !matches!(read_session_meta_head(path), Ok(head) if head.thread_id().is_some_and(|h| h != id))
+}
+
+/// Several files can claim one thread (a copy restored next to the original): the file
+/// listing shows the thread once, from the file at its canonical place (dated directory
+/// matching its name, or flat in the archive), else the greatest path — the same file an
+/// exact-UUID lookup prefers.
+fn one_file_per_thread(
+    codex_home: &Path,
+    root: Root,
+    files: Vec<(PathBuf, Uuid)>,
+) -> Vec<(PathBuf, Uuid)> {
+    let mut best: std::collections::BTreeMap<Uuid, PathBuf> = std::collections::BTreeMap::new();
+    for (path, id) in files {
+        let rank = |p: &Path| (is_canonical(codex_home, root, p), p.to_path_buf());
+        match best.get(&id) {
+            Some(kept) if rank(kept) >= rank(&path) => {}
+            _ => {
+                best.insert(id, path);
+            }
+        }
+    }
+    best.into_iter().map(|(id, path)| (path, id)).collect()
+}
+
+fn is_canonical(codex_home: &Path, root: Root, path: &Path) -> bool {
+    let Some(parsed) = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .and_then(parse_rollout_file_name)
+    else {
+        return false;
+    };
+    let expected = match root {
+        Root::Active => active_rollout_path(codex_home, parsed.timestamp, parsed.id),
+        Root::Archived => archived_rollout_path(codex_home, parsed.timestamp, parsed.id),
+    };
+    expected == path
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursor_accepts_codexs_keyset_form_and_reencodes_it() {
+        let id = Uuid::parse_str("019bffa1-3c5e-7d20-9a4b-2f6c1e8d0b17").unwrap();
+        let text = format!("2026-01-27T12:34:56.801Z|{id}");
+        let c = Cursor::parse(&text).unwrap();
+        assert_eq!(c.0.id, Some(id));
+        assert_eq!(Cursor::encode(c.0.ts_ms, c.0.id), text);
+    }
+
+    #[test]
+    fn cursor_accepts_the_file_name_form_as_utc_seconds() {
+        let c = Cursor::parse("2026-01-27T12-34-56").unwrap();
+        let want = DateTime::parse_from_rfc3339("2026-01-27T12:34:56Z").unwrap();
+        assert_eq!(
+            c.0,
+            Anchor {
+                ts_ms: want.timestamp_millis(),
+                id: None
+            }
+        );
+        let keyed =
+            Cursor::parse("2026-01-27T12-34-56|019bffa1-3c5e-7d20-9a4b-2f6c1e8d0b17").unwrap();
+        assert_eq!(keyed.0.ts_ms, want.timestamp_millis());
+        assert!(keyed.0.id.is_some());
+    }
+
+    #[test]
+    fn a_malformed_cursor_names_the_accepted_forms() {
+        for bad in [
+            "yesterday",
+            "2026-01-27T12-34",
+            "2026-01-27T12:34:56Z|not-a-uuid",
+        ] {
+            let err = Cursor::parse(bad).unwrap_err().to_string();
+            assert!(
+                err.contains(bad) && err.contains("2026-01-27T12-34-56"),
+                "{err}"
+            );
+        }
     }
 }

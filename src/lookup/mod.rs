@@ -11,5 +11,5 @@ mod list;
 mod repair;
 
 pub use find::{find_thread_path, find_thread_path_in, FallbackReason, LookupResult, LookupSource};
-pub use list::{list_threads, Cursor, ListError, ListItem, ListPage, ListRequest};
+pub use list::{list_threads, list_threads_in, Cursor, ListError, ListItem, ListPage, ListRequest};
 pub use repair::{read_repair, RepairOutcome};

@@ -5,8 +5,7 @@
 //! candidate file's `session_meta.id` is the thread they are looking for; it never reads the
 //! whole file and never writes.
 
-use std::fs::File;
-use std::io::{BufRead, BufReader};
+use std::io::BufRead;
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
@@ -91,7 +90,7 @@ pub fn read_head_records(path: &Path, limit: usize) -> Result<Vec<RolloutLine>, 
         path: path.to_path_buf(),
         message: err.to_string(),
     };
-    let mut reader = BufReader::new(File::open(path).map_err(io_error)?);
+    let mut reader = super::reader::open_rollout(path).map_err(io_error)?;
     let mut kept = Vec::new();
     let mut buf = Vec::new();
     while kept.len() < limit {
@@ -117,7 +116,9 @@ pub fn read_head_records(path: &Path, limit: usize) -> Result<Vec<RolloutLine>, 
 /// thread is the one named by the FIRST `session_meta`: forked rollouts embed their parent's
 /// metadata later on, and that never changes the answer.
 pub fn read_session_meta_head(path: &Path) -> Result<SessionMetaHead, HeadError> {
-    let records = read_head_records(path, HEAD_RECORD_LIMIT)?;
+    // Only the first kept record decides, so read no further (the limit still bounds the
+    // skipped garbage: `read_head_records` counts kept records only).
+    let records = read_head_records(path, 1)?;
     let first = records.first().ok_or_else(|| HeadError::Empty {
         path: path.to_path_buf(),
     })?;

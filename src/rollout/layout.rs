@@ -19,6 +19,8 @@ pub const ARCHIVED_SESSIONS_SUBDIR: &str = "archived_sessions";
 
 const FILE_PREFIX: &str = "rollout-";
 const FILE_SUFFIX: &str = ".jsonl";
+/// Suffix Codex adds to a rollout it compressed (`….jsonl.zst`).
+const COMPRESSED_SUFFIX: &str = ".zst";
 /// `chrono` format of the timestamp inside a rollout file name.
 const NAME_TIME_FORMAT: &str = "%Y-%m-%dT%H-%M-%S";
 /// Length of a hyphenated UUID.
@@ -91,12 +93,13 @@ pub struct ParsedRolloutName {
     pub id: Uuid,
 }
 
-/// Parses `rollout-YYYY-MM-DDThh-mm-ss-<uuid>.jsonl`.
+/// Parses `rollout-YYYY-MM-DDThh-mm-ss-<uuid>.jsonl` (or the same with `.zst`).
 ///
 /// The last 36 characters before `.jsonl` must be a hyphenated UUID preceded by `-`, and what
 /// remains must be exactly `YYYY-MM-DDThh-mm-ss` (fixed-width digits, valid date and time).
 /// Anything else, including a bare-prefix or substring of a UUID, yields `None`.
 pub fn parse_rollout_file_name(name: &str) -> Option<ParsedRolloutName> {
+    let name = name.strip_suffix(COMPRESSED_SUFFIX).unwrap_or(name);
     let core = name.strip_prefix(FILE_PREFIX)?.strip_suffix(FILE_SUFFIX)?;
     let split = core.len().checked_sub(UUID_TEXT_LEN)?;
     // `get` rather than indexing: a non-ASCII name must not panic on a char boundary.
@@ -111,9 +114,21 @@ pub fn parse_rollout_file_name(name: &str) -> Option<ParsedRolloutName> {
     Some(ParsedRolloutName { timestamp, id })
 }
 
-/// Cheap name filter used by directory scans: `rollout-*.jsonl`.
+/// Cheap name filter used by directory scans: `rollout-*.jsonl` or `rollout-*.jsonl.zst`.
 pub fn is_rollout_file_name(name: &str) -> bool {
+    let name = name.strip_suffix(COMPRESSED_SUFFIX).unwrap_or(name);
     name.starts_with(FILE_PREFIX) && name.ends_with(FILE_SUFFIX)
+}
+
+/// Whether `path` names a compressed rollout (`….jsonl.zst`).
+pub fn is_compressed_rollout(path: &Path) -> bool {
+    path.to_str()
+        .is_some_and(|p| p.ends_with(&format!("{FILE_SUFFIX}{COMPRESSED_SUFFIX}")))
+}
+
+/// The plain sibling of a compressed rollout (`….jsonl` for `….jsonl.zst`).
+pub fn plain_sibling(path: &Path) -> Option<PathBuf> {
+    is_compressed_rollout(path).then(|| path.with_extension(""))
 }
 
 /// The Unix-epoch milliseconds embedded in a UUIDv7; `None` for any other version.
@@ -252,7 +267,8 @@ mod tests {
     #[test]
     fn is_rollout_file_name_checks_prefix_and_suffix_only() {
         assert!(is_rollout_file_name("rollout-anything.jsonl"));
-        assert!(!is_rollout_file_name("rollout-x.jsonl.zst"));
+        assert!(is_rollout_file_name("rollout-x.jsonl.zst"));
+        assert!(!is_rollout_file_name("rollout-x.zst"));
         assert!(!is_rollout_file_name("session-x.jsonl"));
     }
 

@@ -5,8 +5,7 @@
 //! a [`ThreadMetadata`]. It never touches the database and never decides archive state; the
 //! caller does both.
 
-use std::fs::File;
-use std::io::{BufRead, BufReader};
+use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::time::UNIX_EPOCH;
 
@@ -14,6 +13,10 @@ use chrono::{DateTime, NaiveDateTime, Utc};
 use serde_json::Value;
 use uuid::Uuid;
 
+use super::codex_shape::{
+    accepts_token_usage, accepts_turn_context, normalize_cwd, stored_approval,
+    stored_sandbox_policy,
+};
 use super::layout::parse_rollout_file_name;
 use super::line::{parse_line, KIND_EVENT_MSG, KIND_SESSION_META, KIND_TURN_CONTEXT};
 use crate::thread::ThreadMetadata;
@@ -70,15 +73,13 @@ pub fn extract_metadata(path: &Path, default_provider: &str) -> Result<Extractio
         path: path.to_path_buf(),
         message: err.to_string(),
     };
-    let file = File::open(path).map_err(io_error)?;
-    let mtime_ms = file
-        .metadata()
+    let mtime_ms = std::fs::metadata(path)
         .and_then(|meta| meta.modified())
         .ok()
         .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
         .and_then(|d| i64::try_from(d.as_millis()).ok());
 
-    let mut reader = BufReader::new(file);
+    let mut reader = super::reader::open_rollout(path).map_err(io_error)?;
     let mut items = Vec::new();
     let mut parsed = 0usize;
     let mut parse_errors = 0usize;
@@ -102,7 +103,11 @@ pub fn extract_metadata(path: &Path, default_provider: &str) -> Result<Extractio
         parsed += 1;
         match line.kind.as_str() {
             KIND_SESSION_META => items.push(Item::SessionMeta(line.payload)),
-            KIND_TURN_CONTEXT => items.push(Item::TurnContext(line.payload)),
+            // Codex's reader rejects a turn context in another shape: so do we.
+            KIND_TURN_CONTEXT if accepts_turn_context(&line.payload) => {
+                items.push(Item::TurnContext(line.payload))
+            }
+            KIND_TURN_CONTEXT => parse_errors += 1,
             KIND_EVENT_MSG => items.push(Item::Event(line.payload)),
             _ => {}
         }
@@ -131,6 +136,7 @@ pub fn extract_metadata(path: &Path, default_provider: &str) -> Result<Extractio
     if metadata.model_provider.is_empty() {
         metadata.model_provider = default_provider.to_string();
     }
+    metadata.cwd = normalize_cwd(&metadata.cwd);
     metadata.memory_mode = folder.memory_mode;
     metadata.updated_at_ms = mtime_ms.unwrap_or(metadata.created_at_ms);
     metadata.archived_at_ms = None;
@@ -217,6 +223,15 @@ fn apply_session_meta(metadata: &mut ThreadMetadata, payload: &Value) {
     if let Some(cwd) = str_field(payload, "cwd").filter(|s| !s.is_empty()) {
         metadata.cwd = cwd.to_string();
     }
+    if let Some(originator) = str_field(payload, "originator") {
+        metadata.originator = Some(originator.to_string());
+    }
+    if let Some(agent_path) = str_field(payload, "agent_path") {
+        metadata.agent_path = Some(agent_path.to_string());
+    }
+    if let Some(thread_source) = present(payload, "thread_source") {
+        metadata.thread_source = Some(serde_text(thread_source));
+    }
     if let Some(git) = payload.get("git").filter(|g| g.is_object()) {
         metadata.git_sha = str_field(git, "commit_hash").map(str::to_owned);
         metadata.git_branch = str_field(git, "branch").map(str::to_owned);
@@ -231,26 +246,25 @@ fn apply_turn_context(metadata: &mut ThreadMetadata, payload: &Value) {
         }
     }
     if let Some(policy) = present(payload, "sandbox_policy") {
-        metadata.sandbox_policy = serde_text(policy);
+        metadata.sandbox_policy = stored_sandbox_policy(policy);
     }
-    if let Some(approval) =
-        present(payload, "approval_policy").or_else(|| present(payload, "approval_mode"))
-    {
-        metadata.approval_mode = serde_text(approval);
+    if let Some(approval) = str_field(payload, "approval_policy") {
+        metadata.approval_mode = stored_approval(approval);
     }
     if let Some(model) = str_field(payload, "model") {
         metadata.model = Some(model.to_string());
     }
-    if let Some(effort) = present(payload, "effort") {
-        metadata.reasoning_effort = Some(serde_text(effort));
-    }
+    // Each turn states its effort; a turn without one clears it (as Codex does).
+    metadata.reasoning_effort = present(payload, "effort").map(serde_text);
 }
 
 fn apply_event(metadata: &mut ThreadMetadata, payload: &Value) {
     match str_field(payload, "type") {
         Some("token_count") => {
             let total = payload
-                .pointer("/info/total_token_usage/total_tokens")
+                .pointer("/info/total_token_usage")
+                .filter(|usage| accepts_token_usage(usage))
+                .and_then(|usage| usage.get("total_tokens"))
                 .and_then(|v| v.as_i64().or_else(|| v.as_u64().map(|_| i64::MAX)));
             if let Some(total) = total {
                 metadata.tokens_used = total.max(0);
@@ -320,8 +334,11 @@ mod tests {
         )
     }
 
-    const TURN: &str = r#"{"timestamp":"2026-01-27T12:35:02.000Z","type":"turn_context","payload":{"cwd":"/other","approval_policy":"never","sandbox_policy":{"mode":"workspace-write"},"model":"gpt-5-codex","effort":"high"}}"#;
-    const TOKENS: &str = r#"{"timestamp":"2026-01-27T12:35:09.000Z","type":"event_msg","payload":{"type":"token_count","info":{"total_token_usage":{"total_tokens":1234}}}}"#;
+    const TURN: &str = r#"{"timestamp":"2026-01-27T12:35:02.000Z","type":"turn_context","payload":{"cwd":"/other","approval_policy":"never","sandbox_policy":{"type":"danger-full-access"},"model":"gpt-5-codex","effort":"high","summary":"auto"}}"#;
+    const TOKENS: &str = r#"{"timestamp":"2026-01-27T12:35:09.000Z","type":"event_msg","payload":{"type":"token_count","info":{"total_token_usage":{"input_tokens":1000,"cached_input_tokens":0,"output_tokens":234,"reasoning_output_tokens":0,"total_tokens":1234}}}}"#;
+    /// The shapes older fixtures wrote, which Codex's reader rejects.
+    const LEGACY_TURN: &str = r#"{"timestamp":"2026-01-27T12:35:02.000Z","type":"turn_context","payload":{"cwd":"/other","approval_policy":"never","sandbox_policy":{"mode":"workspace-write"},"model":"gpt-5-codex","effort":"high"}}"#;
+    const LEGACY_TOKENS: &str = r#"{"timestamp":"2026-01-27T12:35:09.000Z","type":"event_msg","payload":{"type":"token_count","info":{"total_token_usage":{"total_tokens":1234}}}}"#;
 
     fn file_name() -> String {
         format!("rollout-2026-01-27T13-34-56-{ID}.jsonl")
@@ -377,7 +394,7 @@ mod tests {
             m.git_origin_url.as_deref(),
             Some("git@github.com:example/project.git")
         );
-        assert_eq!(m.sandbox_policy, r#"{"mode":"workspace-write"}"#);
+        assert_eq!(m.sandbox_policy, r#"{"type":"disabled"}"#);
         assert_eq!(m.approval_mode, "never");
         assert_eq!(m.model.as_deref(), Some("gpt-5-codex"));
         assert_eq!(m.reasoning_effort.as_deref(), Some("high"));
@@ -387,6 +404,31 @@ mod tests {
         assert_eq!(m.tokens_used, 1234);
         assert_eq!(m.memory_mode, None);
         assert_eq!(m.archived_at_ms, None);
+    }
+
+    #[test]
+    fn legacy_turn_context_and_token_count_are_ignored_as_codex_does() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write(
+            &dir,
+            &[
+                meta_line(ID, ""),
+                LEGACY_TURN.to_string(),
+                user_line("hello", "[]"),
+                LEGACY_TOKENS.to_string(),
+            ],
+        );
+        let out = extract_metadata(&path, "p").unwrap();
+        assert_eq!(
+            out.parse_errors, 1,
+            "the legacy turn context is a parse error"
+        );
+        let m = &out.metadata;
+        assert_eq!(m.model, None);
+        assert_eq!(m.reasoning_effort, None);
+        assert_eq!(m.tokens_used, 0);
+        assert_eq!(m.sandbox_policy, crate::thread::DEFAULT_SANDBOX_POLICY);
+        assert_eq!(m.approval_mode, "on-request");
     }
 
     #[test]

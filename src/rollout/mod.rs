@@ -9,10 +9,12 @@
 //! - [`writer`]: deterministic realistic rollouts for fixtures and scenarios;
 //! - [`search`]: filesystem collection and exact-UUID lookup.
 
+pub mod codex_shape;
 pub mod head;
 pub mod layout;
 pub mod line;
 pub mod metadata;
+pub mod reader;
 pub mod search;
 pub mod writer;
 

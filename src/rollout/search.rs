@@ -15,7 +15,10 @@ use chrono::{DateTime, Datelike, NaiveDate, TimeDelta};
 use uuid::Uuid;
 
 use super::head::read_session_meta_head;
-use super::layout::{is_rollout_file_name, parse_rollout_file_name, uuid_v7_unix_ms};
+use super::layout::{
+    is_compressed_rollout, is_rollout_file_name, parse_rollout_file_name, plain_sibling,
+    uuid_v7_unix_ms,
+};
 
 /// One directory's entries, split the way walks need them (each list sorted by path).
 struct DirListing {
@@ -68,7 +71,8 @@ fn root_exists(root: &Path) -> bool {
     !matches!(fs::metadata(root), Err(err) if err.kind() == io::ErrorKind::NotFound)
 }
 
-/// Every regular `rollout-*.jsonl` file under `root`, recursively, sorted by path, plus a
+/// Every regular `rollout-*.jsonl` (or `.jsonl.zst`, unless its plain twin is there) file
+/// under `root`, recursively, sorted by path, plus a
 /// warning for each directory or entry that could not be read (those are skipped).
 /// Symlinks are ignored. A missing root yields two empty vectors.
 pub fn collect_rollout_files(root: &Path) -> (Vec<PathBuf>, Vec<String>) {
@@ -95,6 +99,9 @@ pub fn collect_rollout_files(root: &Path) -> (Vec<PathBuf>, Vec<String>) {
         }
     }
     files.sort();
+    // Where Codex left both a plain rollout and its compressed copy, the plain one is read.
+    let all: std::collections::HashSet<PathBuf> = files.iter().cloned().collect();
+    files.retain(|f| plain_sibling(f).is_none_or(|plain| !all.contains(&plain)));
     (files, warnings)
 }
 
@@ -258,10 +265,15 @@ impl Search {
         let best = self
             .verified
             .iter()
+            // A plain rollout wins over its compressed twin; then the greatest path.
             .max_by(|a, b| {
-                a.as_os_str()
-                    .as_encoded_bytes()
-                    .cmp(b.as_os_str().as_encoded_bytes())
+                (!is_compressed_rollout(a))
+                    .cmp(&!is_compressed_rollout(b))
+                    .then_with(|| {
+                        a.as_os_str()
+                            .as_encoded_bytes()
+                            .cmp(b.as_os_str().as_encoded_bytes())
+                    })
             })
             .cloned();
         match best {
@@ -315,12 +327,16 @@ mod tests {
         let pb = write_rollout(home.path(), &RolloutSpec::new(b, tb)).unwrap();
         let root = sessions(&home);
         fs::write(root.join("notes.txt"), "x").unwrap();
-        fs::write(root.join("rollout-x.jsonl.zst"), "x").unwrap();
+        fs::write(root.join("rollout-x.zst"), "x").unwrap();
+        // A compressed rollout is collected; a compressed twin of a plain one is not.
+        let packed = root.join("rollout-y.jsonl.zst");
+        fs::write(&packed, "x").unwrap();
+        fs::write(format!("{}.zst", pb.display()), "x").unwrap();
         std::os::unix::fs::symlink(&pa, root.join("rollout-link.jsonl")).unwrap();
         std::os::unix::fs::symlink(pa.parent().unwrap(), root.join("linked-dir")).unwrap();
 
         let (files, warnings) = collect_rollout_files(&root);
-        let mut expected = vec![pa, pb];
+        let mut expected = vec![pa, pb, packed];
         expected.sort();
         assert_eq!(files, expected);
         assert!(warnings.is_empty(), "{warnings:?}");

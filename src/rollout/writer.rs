@@ -22,6 +22,10 @@ const LINES_PER_TURN: usize = 4;
 const BASE_INSTRUCTIONS: &str =
     "You are Codex, a coding agent. Work in the user's repository and keep changes minimal.";
 const MODEL: &str = "gpt-5-codex";
+const REASONING_EFFORT: &str = "medium";
+const REASONING_SUMMARY: &str = "auto";
+/// The sandbox of every fixture turn: one whose stored form does not depend on the machine.
+const SANDBOX: &str = "read-only";
 const APPROVAL_POLICY: &str = "on-request";
 const MODEL_CONTEXT_WINDOW: i64 = 272_000;
 
@@ -125,17 +129,22 @@ struct BaseInstructions<'a> {
     text: &'a str,
 }
 
+/// A turn context in the shape Codex's reader accepts (`sandbox_policy` tagged with `type`,
+/// `summary` present).
 #[derive(Serialize)]
 struct TurnContextPayload<'a> {
     cwd: &'a str,
     approval_policy: &'a str,
     sandbox_policy: SandboxPolicy<'a>,
     model: &'a str,
+    effort: &'a str,
+    summary: &'a str,
 }
 
 #[derive(Serialize)]
 struct SandboxPolicy<'a> {
-    mode: &'a str,
+    #[serde(rename = "type")]
+    kind: &'a str,
 }
 
 #[derive(Serialize)]
@@ -176,10 +185,13 @@ struct TokenInfo {
     model_context_window: i64,
 }
 
+/// Codex's five token fields (its reader rejects a usage without any of them).
 #[derive(Debug, Clone, Copy, Default, Serialize)]
 struct TokenUsage {
     input_tokens: i64,
+    cached_input_tokens: i64,
     output_tokens: i64,
+    reasoning_output_tokens: i64,
     total_tokens: i64,
 }
 
@@ -245,10 +257,10 @@ pub fn render_rollout(spec: &RolloutSpec) -> String {
             &TurnContextPayload {
                 cwd: &spec.cwd,
                 approval_policy: APPROVAL_POLICY,
-                sandbox_policy: SandboxPolicy {
-                    mode: "workspace-write",
-                },
+                sandbox_policy: SandboxPolicy { kind: SANDBOX },
                 model: MODEL,
+                effort: REASONING_EFFORT,
+                summary: REASONING_SUMMARY,
             },
         );
         sink.push(
@@ -274,13 +286,17 @@ pub fn render_rollout(spec: &RolloutSpec) -> String {
         let len = i64::try_from(message.len()).unwrap_or(0);
         let last = TokenUsage {
             input_tokens: 1_200 + 16 * len + total.total_tokens / 4,
+            cached_input_tokens: total.input_tokens / 2,
             output_tokens: 180 + 7 * len,
+            reasoning_output_tokens: 64 + 2 * len,
             total_tokens: 0,
         }
         .with_total();
         total = TokenUsage {
             input_tokens: total.input_tokens + last.input_tokens,
+            cached_input_tokens: total.cached_input_tokens + last.cached_input_tokens,
             output_tokens: total.output_tokens + last.output_tokens,
+            reasoning_output_tokens: total.reasoning_output_tokens + last.reasoning_output_tokens,
             total_tokens: 0,
         }
         .with_total();

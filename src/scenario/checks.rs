@@ -492,6 +492,7 @@ pub fn run_oracle(
     events: &[Event],
 ) -> Vec<String> {
     match oracle {
+        Oracle::DamagedDbKept => damaged_db_kept(home),
         Oracle::OneBackfillRun => {
             let runs: Vec<&str> = events
                 .iter()
@@ -593,4 +594,28 @@ fn index_matches_files(home: &HomeModel, rows: &[ThreadMetadata]) -> Vec<String>
         }
     }
     f
+}
+
+/// A `state_5.sqlite.corrupt-*` file beside the DB holds exactly the damaged bytes.
+fn damaged_db_kept(home: &HomeModel) -> Vec<String> {
+    let Some(damaged) = &home.damaged_db else {
+        return vec!["damaged_db_kept: no fault damaged the DB".into()];
+    };
+    let prefix = format!("{}.corrupt-", crate::state::STATE_DB_FILENAME);
+    let kept = std::fs::read_dir(&home.sqlite_home)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+        .filter(|e| !e.file_name().to_string_lossy().ends_with("-wal"))
+        .filter(|e| !e.file_name().to_string_lossy().ends_with("-shm"))
+        .any(|e| std::fs::read(e.path()).is_ok_and(|b| &b == damaged));
+    if kept {
+        vec![]
+    } else {
+        vec![format!(
+            "the damaged DB was not kept: no {prefix}* file in {} holds its bytes",
+            home.sqlite_home.display()
+        )]
+    }
 }

@@ -54,6 +54,15 @@ pub struct WorkerPlan {
     pub page_size: Option<usize>,
     pub list_archived: bool,
     pub prune: bool,
+    /// lookup/list: the codex home asked about, when not the handle's own.
+    #[serde(default)]
+    pub ask_home: Option<PathBuf>,
+    /// list: the cursor of the first page requested (`None`: the first page).
+    #[serde(default)]
+    pub cursor: Option<String>,
+    /// archive: move the thread back out of the archive instead.
+    #[serde(default)]
+    pub unarchive: bool,
     pub entrypoint: Option<String>,
     pub seed: u64,
 }
@@ -100,6 +109,9 @@ impl WorkerPlan {
 pub struct ListSummary {
     pub archived: bool,
     pub items: Vec<Uuid>,
+    /// The path listed for each item (same order), for the outside checks.
+    #[serde(default)]
+    pub paths: Vec<std::path::PathBuf>,
     pub stale: Vec<Uuid>,
     pub pages: usize,
 }
@@ -142,6 +154,16 @@ pub fn run_role<L: StateLayer>(
         Role::List => role_list(layer, ctx, plan, &mut out),
         Role::Writer => role_writer(layer, ctx, plan),
         Role::LockHolder => role_lock_holder(ctx, plan),
+        Role::Archive => {
+            let handle = obtain(layer, ctx, plan, &mut out);
+            match plan.threads.first() {
+                Some((_, id)) => layer
+                    .archive(ctx, handle.as_ref(), &plan.codex_home, *id, plan.unarchive)
+                    .map(|moved| ctx.emit("archived", json!({"moved": moved})))
+                    .map_err(|e| e.message),
+                None => Err("archive needs a thread".to_string()),
+            }
+        }
         Role::Commit => role_commit(ctx, plan),
         Role::Entrypoint => {
             let kind = plan.entrypoint.clone().unwrap_or_default();
@@ -228,7 +250,7 @@ fn role_lookup<L: StateLayer>(
             let r = layer.lookup(
                 ctx,
                 handle.as_ref(),
-                &plan.codex_home,
+                plan.ask_home.as_ref().unwrap_or(&plan.codex_home),
                 &id.to_string(),
                 plan.scope,
             );
@@ -253,7 +275,7 @@ fn role_list<L: StateLayer>(
         archived: plan.list_archived,
         ..Default::default()
     };
-    let mut cursor = None;
+    let mut cursor = plan.cursor.clone();
     loop {
         let req = ListRequest {
             archived: plan.list_archived,
@@ -263,10 +285,18 @@ fn role_list<L: StateLayer>(
             prune: plan.prune,
         };
         let page = layer
-            .list(ctx, handle.as_ref(), &plan.codex_home, &req)
+            .list(
+                ctx,
+                handle.as_ref(),
+                plan.ask_home.as_ref().unwrap_or(&plan.codex_home),
+                &req,
+            )
             .map_err(|e| e.message)?;
         summary.pages += 1;
         summary.items.extend(page.items.iter().map(|i| i.thread_id));
+        summary
+            .paths
+            .extend(page.items.iter().map(|i| i.path.clone()));
         summary.stale.extend(page.stale.iter().copied());
         match page.next_cursor {
             Some(c) if summary.pages < 10_000 => cursor = Some(c),

@@ -168,6 +168,14 @@ impl WorkerHandle {
         self.running.is_some()
     }
 
+    /// The OS pid of a running process worker (for `/proc` observations).
+    pub fn pid(&self) -> Option<u32> {
+        match &self.running {
+            Some(Running::Process { child, .. }) => child.id(),
+            _ => None,
+        }
+    }
+
     /// Whether the worker has ended (it may not have been joined yet).
     pub fn has_ended(&mut self) -> bool {
         match &mut self.running {

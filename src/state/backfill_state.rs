@@ -11,6 +11,7 @@ use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
 use super::error::StateError;
 use super::runtime::StateRuntime;
+use super::schema::{FAILURES_TABLE, LEASE_TABLE};
 use crate::events::kinds;
 use crate::variant::Variant;
 
@@ -129,42 +130,52 @@ fn hostname() -> String {
         .unwrap_or_else(|_| "unknown".to_string())
 }
 
-/// Pure read of the row; a missing row reads as the default.
+/// Pure read of the row (and of the harness's lease owner, when its table exists); a
+/// missing row reads as the default.
 pub fn read(conn: &Connection) -> rusqlite::Result<BackfillState> {
-    let has_owner_cols = super::schema::has_column(conn, "backfill_state", "owner_id")?;
-    let sql = if has_owner_cols {
-        "SELECT status, last_watermark, last_success_at, updated_at, owner_id, owner_pid,
-            owner_host, claimed_at_ms, heartbeat_at_ms, lease_expires_at_ms
-         FROM backfill_state WHERE id = 1"
-    } else {
-        "SELECT status, last_watermark, last_success_at, updated_at, NULL, NULL, NULL, NULL,
-            NULL, NULL FROM backfill_state WHERE id = 1"
-    };
     let row = conn
-        .prepare_cached(sql)?
+        .prepare_cached(
+            "SELECT status, last_watermark, last_success_at, updated_at
+             FROM backfill_state WHERE id = 1",
+        )?
         .query_row([], |r| {
-            let owner_id: Option<String> = r.get(4)?;
             Ok(BackfillState {
                 status: BackfillStatus::parse(&r.get::<_, String>(0)?),
                 last_watermark: r.get(1)?,
                 last_success_at: r.get(2)?,
                 updated_at: r.get(3)?,
-                owner: match owner_id {
-                    Some(owner_id) => Some(LeaseOwnerInfo {
-                        owner_id,
-                        pid: r.get(5)?,
-                        host: r.get(6)?,
-                        claimed_at_ms: r.get(7)?,
-                        heartbeat_at_ms: r.get(8)?,
-                        lease_expires_at_ms: r.get(9)?,
-                    }),
-                    None => None,
-                },
+                owner: None,
                 row_present: true,
             })
         })
         .optional()?;
-    Ok(row.unwrap_or_default())
+    let Some(mut state) = row else {
+        return Ok(BackfillState::default());
+    };
+    if super::schema::has_harness_tables(conn)? {
+        state.owner = read_owner(conn)?;
+    }
+    Ok(state)
+}
+
+fn read_owner(conn: &Connection) -> rusqlite::Result<Option<LeaseOwnerInfo>> {
+    let owner = conn
+        .prepare_cached(&format!(
+            "SELECT owner_id, owner_pid, owner_host, claimed_at_ms, heartbeat_at_ms,
+                lease_expires_at_ms FROM {LEASE_TABLE} WHERE id = 1 AND owner_id IS NOT NULL"
+        ))?
+        .query_row([], |r| {
+            Ok(LeaseOwnerInfo {
+                owner_id: r.get(0)?,
+                pid: r.get(1)?,
+                host: r.get(2)?,
+                claimed_at_ms: r.get(3)?,
+                heartbeat_at_ms: r.get(4)?,
+                lease_expires_at_ms: r.get(5)?,
+            })
+        })
+        .optional()?;
+    Ok(owner)
 }
 
 /// Recreates the singleton row if it is missing (write path only).
@@ -178,33 +189,52 @@ pub fn ensure_row(conn: &Connection, now_s: i64) -> rusqlite::Result<()> {
 }
 
 /// Claims the lease if it is pending, expired or of unknown status; never if complete.
+///
+/// Codex's half is its own claim statement on `backfill_state` (so a Codex process sees a
+/// live `running` lease); ours adds that a harness owner whose lease has not expired keeps
+/// it even when `updated_at` looks old, and records the new owner in [`LEASE_TABLE`].
 pub fn try_claim(
     tx: &Transaction<'_>,
     who: &LeaseClaimant,
     now_ms: i64,
     lease_ms: i64,
 ) -> rusqlite::Result<bool> {
-    ensure_row(tx, now_ms.div_euclid(1000))?;
+    let now_s = now_ms.div_euclid(1000);
+    ensure_row(tx, now_s)?;
     let n = tx
-        .prepare_cached(
-            "UPDATE backfill_state SET status = 'running', updated_at = ?1, owner_id = ?2,
-                owner_pid = ?3, owner_host = ?4, claimed_at_ms = ?5, heartbeat_at_ms = ?5,
-                lease_expires_at_ms = ?6
+        .prepare_cached(&format!(
+            "UPDATE backfill_state SET status = 'running', updated_at = ?1
              WHERE id = 1 AND status <> 'complete'
                AND (status <> 'running'
-                    OR (updated_at * 1000 <= ?5 - ?7
-                        AND (lease_expires_at_ms IS NULL OR lease_expires_at_ms <= ?5)))",
-        )?
-        .execute(params![
-            now_ms.div_euclid(1000),
-            who.owner_id,
-            who.pid,
-            who.host,
-            now_ms,
-            now_ms + lease_ms,
-            lease_ms,
-        ])?;
-    Ok(n == 1)
+                    OR (updated_at * 1000 <= ?2 - ?3
+                        AND NOT EXISTS (SELECT 1 FROM {LEASE_TABLE} l
+                            WHERE l.id = 1 AND l.owner_id IS NOT NULL
+                              AND l.state_updated_at = backfill_state.updated_at
+                              AND l.lease_expires_at_ms > ?2)))"
+        ))?
+        .execute(params![now_s, now_ms, lease_ms])?;
+    if n != 1 {
+        return Ok(false);
+    }
+    tx.prepare_cached(&format!(
+        "INSERT INTO {LEASE_TABLE} (id, owner_id, owner_pid, owner_host, claimed_at_ms,
+            heartbeat_at_ms, lease_expires_at_ms, state_updated_at)
+         VALUES (1, ?1, ?2, ?3, ?4, ?4, ?5, ?6)
+         ON CONFLICT(id) DO UPDATE SET owner_id = excluded.owner_id,
+            owner_pid = excluded.owner_pid, owner_host = excluded.owner_host,
+            claimed_at_ms = excluded.claimed_at_ms, heartbeat_at_ms = excluded.heartbeat_at_ms,
+            lease_expires_at_ms = excluded.lease_expires_at_ms,
+            state_updated_at = excluded.state_updated_at"
+    ))?
+    .execute(params![
+        who.owner_id,
+        who.pid,
+        who.host,
+        now_ms,
+        now_ms + lease_ms,
+        now_s
+    ])?;
+    Ok(true)
 }
 
 /// The kinds of fenced write, for events and error texts.
@@ -234,8 +264,10 @@ pub struct FencedOutcome {
     pub db_owner: Option<String>,
 }
 
-/// Runs one fenced write in `tx`. The reference requires `owner_id = owner AND status =
-/// 'running'`; the `lease-no-owner-token` variant writes unconditionally, like Codex.
+/// Runs one fenced write in `tx`. The reference requires that the harness lease row names
+/// `owner`, that `backfill_state` is still `running` and that its `updated_at` is the one
+/// this owner last wrote (a Codex process claiming meanwhile changes it); the
+/// `lease-no-owner-token` variant writes unconditionally, like Codex.
 #[allow(clippy::too_many_arguments)]
 pub fn fenced_write(
     tx: &Transaction<'_>,
@@ -247,31 +279,28 @@ pub fn fenced_write(
     variant: Variant,
 ) -> rusqlite::Result<FencedOutcome> {
     let db_owner: Option<String> = tx
-        .prepare_cached("SELECT owner_id FROM backfill_state WHERE id = 1")?
+        .prepare_cached(&format!("SELECT owner_id FROM {LEASE_TABLE} WHERE id = 1"))?
         .query_row([], |r| r.get(0))
         .optional()?
         .flatten();
-    let fence = if variant.decisions().lease_writes_fenced() {
-        "id = 1 AND owner_id = ?1 AND status = 'running'"
+    let fence = if !variant.decisions().lease_writes_fenced() {
+        "id = 1".to_string()
     } else {
-        "id = 1"
+        format!(
+            "id = 1 AND status = 'running' AND EXISTS (SELECT 1 FROM {LEASE_TABLE} l
+                WHERE l.id = 1 AND l.owner_id = ?1 AND l.state_updated_at = backfill_state.updated_at)"
+        )
     };
     let set = match kind {
-        FencedWrite::Heartbeat => {
-            "updated_at = ?2 / 1000, heartbeat_at_ms = ?2, lease_expires_at_ms = ?2 + ?3"
-        }
+        FencedWrite::Heartbeat => "updated_at = ?2 / 1000",
         FencedWrite::Checkpoint => {
-            "status = 'running', last_watermark = ?4, updated_at = ?2 / 1000,
-             heartbeat_at_ms = ?2, lease_expires_at_ms = ?2 + ?3"
+            "status = 'running', last_watermark = ?4, updated_at = ?2 / 1000"
         }
         FencedWrite::Complete => {
             "status = 'complete', last_watermark = COALESCE(?4, last_watermark),
-             last_success_at = ?2 / 1000, updated_at = ?2 / 1000, heartbeat_at_ms = ?2,
-             lease_expires_at_ms = NULL"
+             last_success_at = ?2 / 1000, updated_at = ?2 / 1000"
         }
-        FencedWrite::Release => {
-            "status = 'pending', updated_at = ?2 / 1000, lease_expires_at_ms = NULL, owner_id = NULL"
-        }
+        FencedWrite::Release => "status = 'pending', updated_at = ?2 / 1000",
     };
     let sql = format!("UPDATE backfill_state SET {set} WHERE {fence}");
     let mut stmt = tx.prepare_cached(&sql)?;
@@ -283,17 +312,28 @@ pub fn fenced_write(
     if count >= 2 {
         stmt.raw_bind_parameter(2, now_ms)?;
     }
-    if count >= 3 {
-        stmt.raw_bind_parameter(3, lease_ms)?;
-    }
     if count >= 4 {
         stmt.raw_bind_parameter(4, watermark)?;
     }
-    let n = stmt.raw_execute()?;
-    Ok(FencedOutcome {
-        applied: n == 1,
-        db_owner,
-    })
+    let applied = stmt.raw_execute()? == 1;
+    if applied {
+        let lease_set = match kind {
+            FencedWrite::Heartbeat | FencedWrite::Checkpoint => {
+                "heartbeat_at_ms = ?1, lease_expires_at_ms = ?1 + ?2"
+            }
+            FencedWrite::Complete => "heartbeat_at_ms = ?1, lease_expires_at_ms = NULL",
+            FencedWrite::Release => "lease_expires_at_ms = NULL, owner_id = NULL",
+        };
+        let mut stmt = tx.prepare_cached(&format!(
+            "UPDATE {LEASE_TABLE} SET {lease_set}, state_updated_at = ?1 / 1000 WHERE id = 1"
+        ))?;
+        stmt.raw_bind_parameter(1, now_ms)?;
+        if stmt.parameter_count() >= 2 {
+            stmt.raw_bind_parameter(2, lease_ms)?;
+        }
+        stmt.raw_execute()?;
+    }
+    Ok(FencedOutcome { applied, db_owner })
 }
 
 /// Records a rollout that could not be indexed (our addition; Codex only counts them).
@@ -303,19 +343,24 @@ pub fn record_failure(
     error: &str,
     now_ms: i64,
 ) -> rusqlite::Result<()> {
-    conn.prepare_cached(
-        "INSERT INTO backfill_failures (path, error, failed_at_ms) VALUES (?1, ?2, ?3)
-         ON CONFLICT(path) DO UPDATE SET error = excluded.error, failed_at_ms = excluded.failed_at_ms",
-    )?
+    conn.prepare_cached(&format!(
+        "INSERT INTO {FAILURES_TABLE} (path, error, failed_at_ms) VALUES (?1, ?2, ?3)
+         ON CONFLICT(path) DO UPDATE SET error = excluded.error, failed_at_ms = excluded.failed_at_ms"
+    ))?
     .execute(params![path, error, now_ms])?;
     Ok(())
 }
 
-/// Paths recorded as failed by the last backfills.
+/// Paths recorded as failed by the last backfills (none in a DB the harness never wrote).
 pub fn failures(conn: &Connection) -> rusqlite::Result<Vec<(String, String)>> {
-    conn.prepare_cached("SELECT path, error FROM backfill_failures ORDER BY path")?
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
-        .collect()
+    if !super::schema::has_harness_tables(conn)? {
+        return Ok(Vec::new());
+    }
+    conn.prepare_cached(&format!(
+        "SELECT path, error FROM {FAILURES_TABLE} ORDER BY path"
+    ))?
+    .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+    .collect()
 }
 
 impl StateRuntime {

@@ -45,6 +45,8 @@ pub enum StateError {
     },
     #[error("state db at {path} has no {table} table; it is not a state db written by this tool or by Codex")]
     MissingSchema { path: PathBuf, table: &'static str },
+    #[error("state db at {path} was made neither by Codex (no _sqlx_migrations table) nor by statedb-harness; its schema was left unchanged. Move it aside, or point --sqlite-home at the right directory")]
+    ForeignSchema { path: PathBuf },
     #[error(
         "backfill lease at {path} is no longer held by owner {owner}; another worker took it over"
     )]
@@ -108,6 +110,7 @@ impl StateError {
             StateError::NotADatabase { .. } | StateError::MissingSchema { .. } => {
                 ErrorClass::Corrupt
             }
+            StateError::ForeignSchema { .. } => ErrorClass::Migration,
             StateError::ReadOnly { .. } => ErrorClass::ReadOnly,
             StateError::CannotOpen { .. } | StateError::Io { .. } => ErrorClass::Io,
             StateError::Busy { .. } => ErrorClass::Busy,

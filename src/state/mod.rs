@@ -4,9 +4,11 @@
 //! Everything here is blocking; async callers go through `spawn_blocking`.
 
 pub mod backfill_state;
+pub mod creation;
 mod error;
 mod runtime;
 pub mod schema;
+pub mod thread_columns;
 pub mod threads;
 
 pub use error::{ErrorClass, StateError};

@@ -1,171 +1,227 @@
-//! Schema and migrations of `state_5.sqlite`.
+//! Who owns the schema of `state_5.sqlite`, and the harness's own tables in it.
 //!
-//! The `threads` columns and the `backfill_state` table follow Codex's migrations (0001,
-//! 0005, 0007, 0008, 0013, 0018, 0020, 0025) so a DB Codex wrote is understood and ours is
-//! readable by Codex. Our own additions (the fenced-lease columns and the failure list) are
-//! extra columns and tables that Codex ignores. Applied migrations are recorded in
-//! `statedb_harness_migrations`; every step is idempotent (`IF NOT EXISTS`, add-column-if-
-//! missing), so a DB that Codex created, or a newer version of this tool migrated, opens
-//! without error.
+//! Codex owns its schema through sqlx migrations recorded in `_sqlx_migrations` (version +
+//! checksum). A DB that carries that table is **Codex-made**: the harness never creates,
+//! alters or drops anything Codex owns there (a column added by us is a later Codex
+//! migration's "duplicate column"); it only adds its own bookkeeping tables, all named
+//! `statedb_harness_*`, which no Codex migration can collide with.
+//!
+//! A DB without `_sqlx_migrations` that the harness created is **harness-own**
+//! (`statedb_harness_meta.db_owner = 'statedb-harness'`): it exists only in scenario and
+//! test homes, carries Codex's `threads` / `backfill_state` columns so the same code reads
+//! both, and is never handed to Codex (Codex would refuse it: its migration 1 would find
+//! `threads` already there). Whether a DB may be created at all in a home is decided above
+//! this module (`state::creation`).
 
 use std::path::Path;
 
-use rusqlite::{params, Connection, Transaction};
+use rusqlite::{Connection, Transaction};
 
 use super::error::StateError;
 use super::runtime::write_txn;
 use crate::variant::Variant;
 
-/// Table recording applied migrations.
-pub const MIGRATIONS_TABLE: &str = "statedb_harness_migrations";
+/// Codex's (sqlx's) migrations table: its presence marks a Codex-made DB.
+pub const CODEX_MIGRATIONS_TABLE: &str = "_sqlx_migrations";
+/// Key/value table marking a harness-own DB.
+pub const META_TABLE: &str = "statedb_harness_meta";
+/// The fenced lease owner (Codex's lease is only `backfill_state.status` + `updated_at`).
+pub const LEASE_TABLE: &str = "statedb_harness_lease";
+/// Rollouts a backfill could not index.
+pub const FAILURES_TABLE: &str = "statedb_harness_backfill_failures";
+/// Value of `db_owner` in [`META_TABLE`] for a DB the harness created.
+pub const HARNESS_OWNER: &str = "statedb-harness";
 
-/// One migration step.
-pub struct Migration {
-    pub version: i64,
-    pub name: &'static str,
-    apply: fn(&Transaction<'_>) -> rusqlite::Result<()>,
+/// Who made a state DB file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DbKind {
+    /// No tables yet (a file just created).
+    Empty,
+    /// Codex created and migrated it (`_sqlx_migrations` present).
+    CodexMade,
+    /// The harness created it in a harness-own home.
+    HarnessOwn,
+    /// Tables, but neither marker: not ours to change.
+    Foreign,
 }
 
-/// All migrations this version knows, in order.
-pub const MIGRATIONS: &[Migration] = &[
-    Migration {
-        version: 1,
-        name: "threads",
-        apply: m_threads,
-    },
-    Migration {
-        version: 5,
-        name: "threads_cli_version",
-        apply: m_cli_version,
-    },
-    Migration {
-        version: 7,
-        name: "threads_first_user_message",
-        apply: m_first_user_message,
-    },
-    Migration {
-        version: 8,
-        name: "backfill_state",
-        apply: m_backfill_state,
-    },
-    Migration {
-        version: 13,
-        name: "threads_agent_nickname",
-        apply: m_agent,
-    },
-    Migration {
-        version: 18,
-        name: "threads_memory_mode",
-        apply: m_memory_mode,
-    },
-    Migration {
-        version: 20,
-        name: "threads_model_reasoning_effort",
-        apply: m_model,
-    },
-    Migration {
-        version: 25,
-        name: "thread_timestamps_millis",
-        apply: m_millis,
-    },
-    Migration {
-        version: 1001,
-        name: "harness_fenced_lease",
-        apply: m_fenced_lease,
-    },
-    Migration {
-        version: 1002,
-        name: "harness_backfill_failures",
-        apply: m_failures,
-    },
-];
-
-/// Highest version this build knows.
-pub fn latest_version() -> i64 {
-    MIGRATIONS.last().map(|m| m.version).unwrap_or(0)
+fn table_exists(conn: &Connection, table: &str) -> rusqlite::Result<bool> {
+    conn.prepare_cached("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?1")?
+        .query_row([table], |r| r.get::<_, i64>(0))
+        .map(|n| n > 0)
 }
 
-/// Applies missing migrations in one write transaction. Versions newer than this build's
-/// are tolerated (a newer tool wrote the DB); they are logged, not rejected.
+/// Classifies an open DB by its markers (a plain read).
+pub fn db_kind(conn: &Connection) -> rusqlite::Result<DbKind> {
+    if table_exists(conn, CODEX_MIGRATIONS_TABLE)? {
+        return Ok(DbKind::CodexMade);
+    }
+    // `statedb_harness_migrations` marked harness DBs before the meta table existed.
+    if table_exists(conn, META_TABLE)? || table_exists(conn, "statedb_harness_migrations")? {
+        return Ok(DbKind::HarnessOwn);
+    }
+    let tables: i64 = conn.query_row(
+        "SELECT count(*) FROM sqlite_master WHERE type = 'table'",
+        [],
+        |r| r.get(0),
+    )?;
+    Ok(if tables == 0 {
+        DbKind::Empty
+    } else {
+        DbKind::Foreign
+    })
+}
+
+/// Prepares an open DB for the reference: a Codex-made DB gets only the harness's own
+/// tables; an empty one becomes a harness-own DB; a harness-own one gets any `threads`
+/// column it lacks (it is ours). A foreign DB is refused unchanged.
 ///
-/// An up-to-date DB (the common case at every start) is recognised by a plain read and
-/// takes no write transaction, so opening never queues for the write lock behind another
-/// process's backfill batches (a wait that the busy timeout would turn into a failed start).
+/// A DB that already has everything is recognised by plain reads and takes no write
+/// transaction, so opening never queues for the write lock behind another process's
+/// backfill batches (a wait that the busy timeout would turn into a failed start).
 pub fn migrate(conn: &mut Connection, db_path: &Path, variant: Variant) -> Result<(), StateError> {
-    let applied = applied_versions(conn).map_err(|e| StateError::sqlite(db_path, "migrate", e))?;
-    if let Some(applied) = applied {
-        if MIGRATIONS.iter().all(|m| applied.contains(&m.version)) {
-            log_newer(db_path, &applied);
-            return Ok(());
+    let sq = |e| StateError::sqlite(db_path, "migrate", e);
+    let kind = db_kind(conn).map_err(sq)?;
+    match kind {
+        DbKind::Foreign => {
+            return Err(StateError::ForeignSchema {
+                path: db_path.to_path_buf(),
+            })
         }
+        DbKind::CodexMade => require_tables(conn, db_path)?,
+        DbKind::Empty | DbKind::HarnessOwn => {}
+    }
+    if kind != DbKind::Empty && up_to_date(conn, kind).map_err(sq)? {
+        return Ok(());
     }
     write_txn(conn, db_path, "migrate", variant, |tx| {
-        let sq = |e| StateError::sqlite(db_path, "migrate", e);
-        tx.execute_batch(&format!(
-            "CREATE TABLE IF NOT EXISTS {MIGRATIONS_TABLE} (
-                version INTEGER PRIMARY KEY,
-                name TEXT NOT NULL,
-                applied_at_ms INTEGER NOT NULL
-            )"
-        ))
-        .map_err(sq)?;
-        let applied: Vec<i64> = {
-            let mut stmt = tx
-                .prepare(&format!(
-                    "SELECT version FROM {MIGRATIONS_TABLE} ORDER BY version"
-                ))
-                .map_err(sq)?;
-            let rows = stmt.query_map([], |r| r.get(0)).map_err(sq)?;
-            rows.collect::<rusqlite::Result<_>>().map_err(sq)?
-        };
-        log_newer(db_path, &applied);
-        for m in MIGRATIONS.iter().filter(|m| !applied.contains(&m.version)) {
-            (m.apply)(tx).map_err(sq)?;
-            tx.execute(
-                &format!("INSERT INTO {MIGRATIONS_TABLE} (version, name, applied_at_ms) VALUES (?1, ?2, ?3)"),
-                params![m.version, m.name, crate::clock::real_now_ms()],
-            )
-            .map_err(sq)?;
+        // Re-classify inside the write lock: another process may have created it meanwhile.
+        let kind = db_kind(tx).map_err(sq)?;
+        if matches!(kind, DbKind::Empty | DbKind::HarnessOwn) {
+            create_harness_own(tx).map_err(sq)?;
         }
+        create_harness_tables(tx).map_err(sq)?;
         Ok(())
     })
 }
 
-/// The versions recorded in the migrations table (ascending), or `None` without the table.
-fn applied_versions(conn: &Connection) -> rusqlite::Result<Option<Vec<i64>>> {
-    let present: i64 = conn.query_row(
-        "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?1",
-        [MIGRATIONS_TABLE],
-        |r| r.get(0),
-    )?;
-    if present == 0 {
-        return Ok(None);
+fn up_to_date(conn: &Connection, kind: DbKind) -> rusqlite::Result<bool> {
+    for table in [LEASE_TABLE, FAILURES_TABLE] {
+        if !table_exists(conn, table)? {
+            return Ok(false);
+        }
     }
-    let mut stmt = conn.prepare(&format!(
-        "SELECT version FROM {MIGRATIONS_TABLE} ORDER BY version"
-    ))?;
-    let rows = stmt.query_map([], |r| r.get(0))?;
-    rows.collect::<rusqlite::Result<_>>().map(Some)
+    if kind == DbKind::HarnessOwn {
+        if !table_exists(conn, META_TABLE)? {
+            return Ok(false);
+        }
+        for (column, _) in HARNESS_THREAD_COLUMNS {
+            if !has_column(conn, "threads", column)? {
+                return Ok(false);
+            }
+        }
+    }
+    Ok(true)
 }
 
-fn log_newer(db_path: &Path, applied: &[i64]) {
-    if let Some(newest) = applied.last().filter(|v| **v > latest_version()) {
-        tracing::info!(path = %db_path.display(), newest, known = latest_version(),
-            "state db has migrations from a newer version; continuing with the known schema");
+/// The harness's bookkeeping, the same in every kind of DB.
+fn create_harness_tables(tx: &Transaction<'_>) -> rusqlite::Result<()> {
+    tx.execute_batch(&format!(
+        "CREATE TABLE IF NOT EXISTS {LEASE_TABLE} (
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            owner_id TEXT,
+            owner_pid INTEGER,
+            owner_host TEXT,
+            claimed_at_ms INTEGER,
+            heartbeat_at_ms INTEGER,
+            lease_expires_at_ms INTEGER,
+            -- backfill_state.updated_at as this owner last wrote it: a claim by a Codex
+            -- process (which knows nothing of this table) changes it and so ends our fence.
+            state_updated_at INTEGER
+        );
+        CREATE TABLE IF NOT EXISTS {FAILURES_TABLE} (
+            path TEXT PRIMARY KEY,
+            error TEXT NOT NULL,
+            failed_at_ms INTEGER NOT NULL
+        );"
+    ))
+}
+
+/// `threads` columns beyond migration 0001 that a harness-own DB carries (the ones the
+/// reference reads or writes), with their declarations as Codex's migrations give them.
+const HARNESS_THREAD_COLUMNS: &[(&str, &str)] = &[
+    ("cli_version", "TEXT NOT NULL DEFAULT ''"),
+    ("first_user_message", "TEXT NOT NULL DEFAULT ''"),
+    ("agent_nickname", "TEXT"),
+    ("agent_role", "TEXT"),
+    ("memory_mode", "TEXT NOT NULL DEFAULT 'enabled'"),
+    ("model", "TEXT"),
+    ("reasoning_effort", "TEXT"),
+    ("agent_path", "TEXT"),
+    ("created_at_ms", "INTEGER"),
+    ("updated_at_ms", "INTEGER"),
+    ("thread_source", "TEXT"),
+    ("preview", "TEXT NOT NULL DEFAULT ''"),
+    ("recency_at", "INTEGER NOT NULL DEFAULT 0"),
+    ("recency_at_ms", "INTEGER NOT NULL DEFAULT 0"),
+    ("originator", "TEXT"),
+];
+
+/// Creates (or completes) the Codex-shaped tables of a harness-own DB and marks it.
+fn create_harness_own(tx: &Transaction<'_>) -> rusqlite::Result<()> {
+    tx.execute_batch(&format!(
+        "CREATE TABLE IF NOT EXISTS {META_TABLE} (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+         INSERT INTO {META_TABLE} (key, value) VALUES ('db_owner', '{HARNESS_OWNER}')
+            ON CONFLICT(key) DO NOTHING;
+         CREATE TABLE IF NOT EXISTS threads (
+            id TEXT PRIMARY KEY,
+            rollout_path TEXT NOT NULL,
+            created_at INTEGER NOT NULL,
+            updated_at INTEGER NOT NULL,
+            source TEXT NOT NULL,
+            model_provider TEXT NOT NULL,
+            cwd TEXT NOT NULL,
+            title TEXT NOT NULL,
+            sandbox_policy TEXT NOT NULL,
+            approval_mode TEXT NOT NULL,
+            tokens_used INTEGER NOT NULL DEFAULT 0,
+            has_user_event INTEGER NOT NULL DEFAULT 0,
+            archived INTEGER NOT NULL DEFAULT 0,
+            archived_at INTEGER,
+            git_sha TEXT,
+            git_branch TEXT,
+            git_origin_url TEXT
+         );
+         CREATE TABLE IF NOT EXISTS backfill_state (
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            status TEXT NOT NULL,
+            last_watermark TEXT,
+            last_success_at INTEGER,
+            updated_at INTEGER NOT NULL
+         );
+         INSERT INTO backfill_state (id, status, last_watermark, last_success_at, updated_at)
+            VALUES (1, 'pending', NULL, NULL, CAST(strftime('%s', 'now') AS INTEGER))
+            ON CONFLICT(id) DO NOTHING;"
+    ))?;
+    for (column, decl) in HARNESS_THREAD_COLUMNS {
+        if !has_column(tx, "threads", column)? {
+            tx.execute_batch(&format!("ALTER TABLE threads ADD COLUMN {column} {decl}"))?;
+        }
     }
+    tx.execute_batch(
+        "CREATE INDEX IF NOT EXISTS idx_threads_archived ON threads(archived);
+         CREATE INDEX IF NOT EXISTS idx_threads_created_at_ms ON threads(created_at_ms DESC, id DESC);
+         CREATE INDEX IF NOT EXISTS idx_threads_updated_at_ms ON threads(updated_at_ms DESC, id DESC);",
+    )
 }
 
 /// Checks that an existing file carries the tables the reference reads (open-only path).
 pub fn require_tables(conn: &Connection, db_path: &Path) -> Result<(), StateError> {
     for table in ["threads", "backfill_state"] {
-        let present: i64 = conn
-            .query_row(
-                "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?1",
-                [table],
-                |r| r.get(0),
-            )
+        let present = table_exists(conn, table)
             .map_err(|e| StateError::sqlite(db_path, "schema check", e))?;
-        if present == 0 {
+        if !present {
             return Err(StateError::MissingSchema {
                 path: db_path.to_path_buf(),
                 table,
@@ -187,121 +243,9 @@ pub fn has_column(conn: &Connection, table: &str, column: &str) -> rusqlite::Res
     Ok(false)
 }
 
-fn add_column(tx: &Transaction<'_>, table: &str, column: &str, decl: &str) -> rusqlite::Result<()> {
-    if !has_column(tx, table, column)? {
-        tx.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {column} {decl}"))?;
-    }
-    Ok(())
-}
-
-fn m_threads(tx: &Transaction<'_>) -> rusqlite::Result<()> {
-    tx.execute_batch(
-        "CREATE TABLE IF NOT EXISTS threads (
-            id TEXT PRIMARY KEY,
-            rollout_path TEXT NOT NULL,
-            created_at INTEGER NOT NULL,
-            updated_at INTEGER NOT NULL,
-            source TEXT NOT NULL,
-            model_provider TEXT NOT NULL,
-            cwd TEXT NOT NULL,
-            title TEXT NOT NULL,
-            sandbox_policy TEXT NOT NULL,
-            approval_mode TEXT NOT NULL,
-            tokens_used INTEGER NOT NULL DEFAULT 0,
-            has_user_event INTEGER NOT NULL DEFAULT 0,
-            archived INTEGER NOT NULL DEFAULT 0,
-            archived_at INTEGER,
-            git_sha TEXT,
-            git_branch TEXT,
-            git_origin_url TEXT
-        );
-        CREATE INDEX IF NOT EXISTS idx_threads_created_at ON threads(created_at DESC, id DESC);
-        CREATE INDEX IF NOT EXISTS idx_threads_updated_at ON threads(updated_at DESC, id DESC);
-        CREATE INDEX IF NOT EXISTS idx_threads_archived ON threads(archived);
-        CREATE INDEX IF NOT EXISTS idx_threads_source ON threads(source);
-        CREATE INDEX IF NOT EXISTS idx_threads_provider ON threads(model_provider);",
-    )
-}
-
-fn m_cli_version(tx: &Transaction<'_>) -> rusqlite::Result<()> {
-    add_column(tx, "threads", "cli_version", "TEXT NOT NULL DEFAULT ''")
-}
-
-fn m_first_user_message(tx: &Transaction<'_>) -> rusqlite::Result<()> {
-    add_column(
-        tx,
-        "threads",
-        "first_user_message",
-        "TEXT NOT NULL DEFAULT ''",
-    )
-}
-
-fn m_backfill_state(tx: &Transaction<'_>) -> rusqlite::Result<()> {
-    tx.execute_batch(
-        "CREATE TABLE IF NOT EXISTS backfill_state (
-            id INTEGER PRIMARY KEY CHECK (id = 1),
-            status TEXT NOT NULL,
-            last_watermark TEXT,
-            last_success_at INTEGER,
-            updated_at INTEGER NOT NULL
-        );",
-    )?;
-    tx.execute(
-        "INSERT INTO backfill_state (id, status, last_watermark, last_success_at, updated_at)
-         VALUES (1, 'pending', NULL, NULL, CAST(strftime('%s', 'now') AS INTEGER))
-         ON CONFLICT(id) DO NOTHING",
-        [],
-    )?;
-    Ok(())
-}
-
-fn m_agent(tx: &Transaction<'_>) -> rusqlite::Result<()> {
-    add_column(tx, "threads", "agent_nickname", "TEXT")?;
-    add_column(tx, "threads", "agent_role", "TEXT")
-}
-
-fn m_memory_mode(tx: &Transaction<'_>) -> rusqlite::Result<()> {
-    add_column(
-        tx,
-        "threads",
-        "memory_mode",
-        "TEXT NOT NULL DEFAULT 'enabled'",
-    )
-}
-
-fn m_model(tx: &Transaction<'_>) -> rusqlite::Result<()> {
-    add_column(tx, "threads", "model", "TEXT")?;
-    add_column(tx, "threads", "reasoning_effort", "TEXT")
-}
-
-fn m_millis(tx: &Transaction<'_>) -> rusqlite::Result<()> {
-    add_column(tx, "threads", "created_at_ms", "INTEGER")?;
-    add_column(tx, "threads", "updated_at_ms", "INTEGER")?;
-    tx.execute_batch(
-        "UPDATE threads SET created_at_ms = created_at * 1000 WHERE created_at_ms IS NULL;
-         UPDATE threads SET updated_at_ms = updated_at * 1000 WHERE updated_at_ms IS NULL;
-         CREATE INDEX IF NOT EXISTS idx_threads_created_at_ms ON threads(created_at_ms DESC, id DESC);
-         CREATE INDEX IF NOT EXISTS idx_threads_updated_at_ms ON threads(updated_at_ms DESC, id DESC);",
-    )
-}
-
-fn m_fenced_lease(tx: &Transaction<'_>) -> rusqlite::Result<()> {
-    add_column(tx, "backfill_state", "owner_id", "TEXT")?;
-    add_column(tx, "backfill_state", "owner_pid", "INTEGER")?;
-    add_column(tx, "backfill_state", "owner_host", "TEXT")?;
-    add_column(tx, "backfill_state", "claimed_at_ms", "INTEGER")?;
-    add_column(tx, "backfill_state", "heartbeat_at_ms", "INTEGER")?;
-    add_column(tx, "backfill_state", "lease_expires_at_ms", "INTEGER")
-}
-
-fn m_failures(tx: &Transaction<'_>) -> rusqlite::Result<()> {
-    tx.execute_batch(
-        "CREATE TABLE IF NOT EXISTS backfill_failures (
-            path TEXT PRIMARY KEY,
-            error TEXT NOT NULL,
-            failed_at_ms INTEGER NOT NULL
-        );",
-    )
+/// Whether the harness's own tables exist (a Codex DB the harness never wrote lacks them).
+pub fn has_harness_tables(conn: &Connection) -> rusqlite::Result<bool> {
+    Ok(table_exists(conn, LEASE_TABLE)? && table_exists(conn, FAILURES_TABLE)?)
 }
 
 #[cfg(test)]
@@ -318,8 +262,13 @@ mod tests {
         conn
     }
 
-    fn versions(conn: &Connection) -> Vec<i64> {
-        applied_versions(conn).unwrap().unwrap()
+    fn schema_of(conn: &Connection, table: &str) -> String {
+        conn.query_row(
+            "SELECT sql FROM sqlite_master WHERE name = ?1",
+            [table],
+            |r| r.get(0),
+        )
+        .unwrap()
     }
 
     #[test]
@@ -328,8 +277,7 @@ mod tests {
         let path = dir.path().join("state_5.sqlite");
         let mut first = open(&path);
         migrate(&mut first, &path, Variant::Reference).unwrap();
-        let all: Vec<i64> = MIGRATIONS.iter().map(|m| m.version).collect();
-        assert_eq!(versions(&first), all);
+        assert_eq!(db_kind(&first).unwrap(), DbKind::HarnessOwn);
 
         // Another connection holds the write lock (a backfill batch in progress).
         let writer = open(&path);
@@ -338,24 +286,62 @@ mod tests {
         migrate(&mut late, &path, Variant::Reference)
             .expect("an up-to-date DB must not wait for the write lock");
         writer.execute_batch("COMMIT").unwrap();
-        assert_eq!(versions(&late), all);
     }
 
     #[test]
-    fn a_missing_migration_is_still_applied() {
+    fn a_codex_made_db_gets_only_prefixed_tables_and_no_column() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("state_5.sqlite");
         let mut conn = open(&path);
-        assert_eq!(applied_versions(&conn).unwrap(), None);
-        migrate(&mut conn, &path, Variant::Reference).unwrap();
-        conn.execute(
-            &format!("DELETE FROM {MIGRATIONS_TABLE} WHERE version = 1002"),
-            [],
+        // The shape of a Codex DB from before the millisecond columns (enough for the test).
+        conn.execute_batch(
+            "CREATE TABLE _sqlx_migrations (version BIGINT PRIMARY KEY, description TEXT NOT NULL,
+                installed_on TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP, success BOOLEAN NOT NULL,
+                checksum BLOB NOT NULL, execution_time BIGINT NOT NULL);
+             CREATE TABLE threads (id TEXT PRIMARY KEY, rollout_path TEXT NOT NULL,
+                created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL);
+             CREATE TABLE backfill_state (id INTEGER PRIMARY KEY CHECK (id = 1),
+                status TEXT NOT NULL, last_watermark TEXT, last_success_at INTEGER,
+                updated_at INTEGER NOT NULL);",
         )
         .unwrap();
-        conn.execute_batch("DROP TABLE backfill_failures").unwrap();
+        let before = (
+            schema_of(&conn, "threads"),
+            schema_of(&conn, "backfill_state"),
+        );
         migrate(&mut conn, &path, Variant::Reference).unwrap();
-        assert!(versions(&conn).contains(&1002));
-        assert!(has_column(&conn, "backfill_failures", "path").unwrap());
+        let after = (
+            schema_of(&conn, "threads"),
+            schema_of(&conn, "backfill_state"),
+        );
+        assert_eq!(before, after, "a Codex-owned table changed");
+        assert_eq!(db_kind(&conn).unwrap(), DbKind::CodexMade);
+        assert!(has_harness_tables(&conn).unwrap());
+        let ours: Vec<String> = conn
+            .prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .filter(|n: &String| {
+                !["threads", "backfill_state", "_sqlx_migrations"].contains(&n.as_str())
+            })
+            .collect();
+        assert!(
+            ours.iter().all(|n| n.starts_with("statedb_harness_")),
+            "{ours:?}"
+        );
+    }
+
+    #[test]
+    fn a_foreign_db_is_refused_unchanged() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state_5.sqlite");
+        let mut conn = open(&path);
+        conn.execute_batch("CREATE TABLE threads (id TEXT)")
+            .unwrap();
+        let err = migrate(&mut conn, &path, Variant::Reference).unwrap_err();
+        assert!(matches!(err, StateError::ForeignSchema { .. }), "{err}");
+        assert!(!has_harness_tables(&conn).unwrap());
     }
 }

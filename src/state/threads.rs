@@ -9,15 +9,12 @@ use std::path::{Path, PathBuf};
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use uuid::Uuid;
 
+use rusqlite::types::Value;
+
 use super::error::StateError;
 use super::runtime::StateRuntime;
+use super::thread_columns::ThreadColumns;
 use crate::thread::{Scope, ThreadMetadata, DEFAULT_MEMORY_MODE};
-
-const SELECT_COLUMNS: &str = "id, rollout_path, COALESCE(created_at_ms, created_at * 1000),
-    COALESCE(updated_at_ms, updated_at * 1000), source, model_provider, cwd, cli_version, title,
-    first_user_message, sandbox_policy, approval_mode, tokens_used, has_user_event, archived,
-    archived_at, git_sha, git_branch, git_origin_url, agent_nickname, agent_role, model,
-    reasoning_effort, memory_mode";
 
 fn from_row(row: &Row<'_>) -> rusqlite::Result<ThreadMetadata> {
     let id_text: String = row.get(0)?;
@@ -55,6 +52,9 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<ThreadMetadata> {
         model: row.get(21)?,
         reasoning_effort: row.get(22)?,
         memory_mode: row.get(23)?,
+        originator: row.get(24)?,
+        agent_path: row.get(25)?,
+        thread_source: row.get(26)?,
     })
 }
 
@@ -65,73 +65,87 @@ fn path_text(p: &Path) -> String {
 /// Codex's upsert: overwrite every metadata column except `memory_mode` (creation value
 /// only), keep existing non-null git fields, and keep an existing explicit title (one that
 /// differs from the first user message) when the new title is empty or just the first
-/// user message.
+/// user message. Writes only the columns the table has (see [`ThreadColumns`]).
 pub fn upsert(conn: &Connection, m: &ThreadMetadata) -> rusqlite::Result<()> {
-    let mut stmt = conn.prepare_cached(
-        "INSERT INTO threads (id, rollout_path, created_at, updated_at, created_at_ms, updated_at_ms,
-            source, model_provider, cwd, cli_version, title, first_user_message, sandbox_policy,
-            approval_mode, tokens_used, has_user_event, archived, archived_at, git_sha, git_branch,
-            git_origin_url, agent_nickname, agent_role, model, reasoning_effort, memory_mode)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18,
-            ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26)
-         ON CONFLICT(id) DO UPDATE SET
-            rollout_path = excluded.rollout_path,
-            created_at = excluded.created_at,
-            updated_at = excluded.updated_at,
-            created_at_ms = excluded.created_at_ms,
-            updated_at_ms = excluded.updated_at_ms,
-            source = excluded.source,
-            model_provider = excluded.model_provider,
-            cwd = excluded.cwd,
-            cli_version = excluded.cli_version,
-            title = CASE
+    let cols = ThreadColumns::of(conn)?;
+    let names: Vec<&str> = cols.writable().collect();
+    let values: Vec<Value> = names.iter().map(|c| column_value(m, c)).collect();
+    let placeholders: Vec<String> = (1..=names.len()).map(|i| format!("?{i}")).collect();
+    let updates: Vec<String> = names
+        .iter()
+        .filter(|c| !matches!(**c, "id" | "memory_mode"))
+        .map(|c| format!("{c} = {}", update_expr(c, cols)))
+        .collect();
+    let sql = format!(
+        "INSERT INTO threads ({}) VALUES ({}) ON CONFLICT(id) DO UPDATE SET {}",
+        names.join(", "),
+        placeholders.join(", "),
+        updates.join(", ")
+    );
+    conn.prepare_cached(&sql)?
+        .execute(rusqlite::params_from_iter(values))?;
+    Ok(())
+}
+
+/// What the upsert does to an existing row's column.
+fn update_expr(column: &str, cols: ThreadColumns) -> String {
+    match column {
+        "title" if cols.has("first_user_message") => "CASE
                 WHEN threads.title <> '' AND threads.title <> threads.first_user_message
                      AND (excluded.title = '' OR excluded.title = excluded.first_user_message)
-                THEN threads.title ELSE excluded.title END,
-            first_user_message = excluded.first_user_message,
-            sandbox_policy = excluded.sandbox_policy,
-            approval_mode = excluded.approval_mode,
-            tokens_used = excluded.tokens_used,
-            has_user_event = excluded.has_user_event,
-            archived = excluded.archived,
-            archived_at = excluded.archived_at,
-            git_sha = COALESCE(threads.git_sha, excluded.git_sha),
-            git_branch = COALESCE(threads.git_branch, excluded.git_branch),
-            git_origin_url = COALESCE(threads.git_origin_url, excluded.git_origin_url),
-            agent_nickname = excluded.agent_nickname,
-            agent_role = excluded.agent_role,
-            model = excluded.model,
-            reasoning_effort = excluded.reasoning_effort",
-    )?;
-    stmt.execute(params![
-        m.id.to_string(),
-        path_text(&m.rollout_path),
-        m.created_at_ms.div_euclid(1000),
-        m.updated_at_ms.div_euclid(1000),
-        m.created_at_ms,
-        m.updated_at_ms,
-        m.source,
-        m.model_provider,
-        m.cwd,
-        m.cli_version,
-        m.title,
-        m.first_user_message,
-        m.sandbox_policy,
-        m.approval_mode,
-        m.tokens_used,
-        m.has_user_event,
-        m.is_archived(),
-        m.archived_at_ms.map(|ms| ms.div_euclid(1000)),
-        m.git_sha,
-        m.git_branch,
-        m.git_origin_url,
-        m.agent_nickname,
-        m.agent_role,
-        m.model,
-        m.reasoning_effort,
-        m.memory_mode.as_deref().unwrap_or(DEFAULT_MEMORY_MODE),
-    ])?;
-    Ok(())
+                THEN threads.title ELSE excluded.title END"
+            .to_string(),
+        "git_sha" | "git_branch" | "git_origin_url" => {
+            format!("COALESCE(threads.{column}, excluded.{column})")
+        }
+        other => format!("excluded.{other}"),
+    }
+}
+
+/// The stored value of one column, in the forms Codex writes (seconds columns derived from
+/// the ms values, `archived` from `archived_at`, preview = first user message, recency =
+/// update time).
+fn column_value(m: &ThreadMetadata, column: &str) -> Value {
+    fn text(s: &str) -> Value {
+        Value::Text(s.to_string())
+    }
+    fn opt(s: &Option<String>) -> Value {
+        s.as_deref().map_or(Value::Null, text)
+    }
+    match column {
+        "id" => text(&m.id.to_string()),
+        "rollout_path" => text(&path_text(&m.rollout_path)),
+        "created_at" => Value::Integer(m.created_at_ms.div_euclid(1000)),
+        "updated_at" | "recency_at" => Value::Integer(m.updated_at_ms.div_euclid(1000)),
+        "created_at_ms" => Value::Integer(m.created_at_ms),
+        "updated_at_ms" | "recency_at_ms" => Value::Integer(m.updated_at_ms),
+        "source" => text(&m.source),
+        "model_provider" => text(&m.model_provider),
+        "cwd" => text(&m.cwd),
+        "cli_version" => text(&m.cli_version),
+        "title" => text(&m.title),
+        "first_user_message" | "preview" => text(&m.first_user_message),
+        "sandbox_policy" => text(&m.sandbox_policy),
+        "approval_mode" => text(&m.approval_mode),
+        "tokens_used" => Value::Integer(m.tokens_used),
+        "has_user_event" => Value::Integer(m.has_user_event.into()),
+        "archived" => Value::Integer(m.is_archived().into()),
+        "archived_at" => m
+            .archived_at_ms
+            .map_or(Value::Null, |ms| Value::Integer(ms.div_euclid(1000))),
+        "git_sha" => opt(&m.git_sha),
+        "git_branch" => opt(&m.git_branch),
+        "git_origin_url" => opt(&m.git_origin_url),
+        "agent_nickname" => opt(&m.agent_nickname),
+        "agent_role" => opt(&m.agent_role),
+        "model" => opt(&m.model),
+        "reasoning_effort" => opt(&m.reasoning_effort),
+        "memory_mode" => text(m.memory_mode.as_deref().unwrap_or(DEFAULT_MEMORY_MODE)),
+        "agent_path" => opt(&m.agent_path),
+        "thread_source" => opt(&m.thread_source),
+        "originator" => opt(&m.originator),
+        other => unreachable!("threads column {other} has no value mapping"),
+    }
 }
 
 /// Inserts the row only if no row with that id exists; returns whether it inserted.
@@ -149,11 +163,10 @@ pub fn insert_if_absent(conn: &Connection, m: &ThreadMetadata) -> rusqlite::Resu
 }
 
 pub fn get(conn: &Connection, id: Uuid) -> rusqlite::Result<Option<ThreadMetadata>> {
-    conn.prepare_cached(&format!(
-        "SELECT {SELECT_COLUMNS} FROM threads WHERE id = ?1"
-    ))?
-    .query_row([id.to_string()], from_row)
-    .optional()
+    let cols = ThreadColumns::of(conn)?.select_list();
+    conn.prepare_cached(&format!("SELECT {cols} FROM threads WHERE id = ?1"))?
+        .query_row([id.to_string()], from_row)
+        .optional()
 }
 
 /// `SELECT rollout_path FROM threads WHERE id = ?` within a scope (Codex's
@@ -226,10 +239,11 @@ pub enum SortKey {
 }
 
 impl SortKey {
-    pub fn column(self) -> &'static str {
+    /// The sort expression on a table with `columns`.
+    pub fn column(self, columns: ThreadColumns) -> String {
         match self {
-            SortKey::Created => "COALESCE(created_at_ms, created_at * 1000)",
-            SortKey::Updated => "COALESCE(updated_at_ms, updated_at * 1000)",
+            SortKey::Created => columns.created_ms_expr(),
+            SortKey::Updated => columns.updated_ms_expr(),
         }
     }
     pub fn of(self, m: &ThreadMetadata) -> i64 {
@@ -256,9 +270,13 @@ pub fn page(
     anchor: Option<Anchor>,
     limit: usize,
 ) -> rusqlite::Result<Vec<ThreadMetadata>> {
-    let col = key.column();
+    let columns = ThreadColumns::of(conn)?;
+    let col = key.column(columns);
     let limit = limit as i64;
-    let base = format!("SELECT {SELECT_COLUMNS} FROM threads WHERE archived = ?1");
+    let base = format!(
+        "SELECT {} FROM threads WHERE archived = ?1",
+        columns.select_list()
+    );
     let order = format!("ORDER BY {col} DESC, id DESC LIMIT ?2");
     match anchor {
         None => conn
@@ -283,7 +301,8 @@ pub fn page(
 
 /// Every row, by id (oracle and snapshots).
 pub fn all(conn: &Connection) -> rusqlite::Result<Vec<ThreadMetadata>> {
-    conn.prepare_cached(&format!("SELECT {SELECT_COLUMNS} FROM threads ORDER BY id"))?
+    let cols = ThreadColumns::of(conn)?.select_list();
+    conn.prepare_cached(&format!("SELECT {cols} FROM threads ORDER BY id"))?
         .query_map([], from_row)?
         .collect()
 }

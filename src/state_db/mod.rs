@@ -5,22 +5,29 @@
 //! `Option<StateDbHandle>`. The gate follows Codex: read the state, run the backfill inline
 //! if it can claim the lease, re-read, and otherwise poll until the status is `complete` or
 //! the wait timeout passes. Unlike Codex the timings are values passed in, the last sleep
-//! never overshoots the deadline, and a dead owner's lease expires after `lease` (not 15
-//! minutes of wedged starts) because the heartbeat keeps only live owners fresh.
+//! never overshoots the deadline, a dead owner's lease expires after `lease` (not 15
+//! minutes of wedged starts) because the heartbeat keeps only live owners fresh, a waiter
+//! wakes on the owner's commit instead of its next poll, and an owner that keeps making
+//! progress is waited for up to a cap (see `gate` and `watch`).
+
+mod gate;
+pub mod watch;
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::json;
 
-use crate::backfill::{run_backfill, BackfillOutcome};
+use crate::backfill::BackfillOutcome;
 use crate::events::kinds;
 use crate::failpoints::Failpoint;
 use crate::process::ProcessContext;
-use crate::state::backfill_state::{BackfillState, BackfillStatus, LeaseOwnerInfo};
+use crate::state::backfill_state::{BackfillStatus, LeaseOwnerInfo};
 use crate::state::{OpenMode, RuntimeOptions, StateDbHandle, StateError, StateRuntime};
-use crate::timing::{format_duration, Timings};
+use crate::timing::Timings;
+
+use gate::wait_for_backfill_gate;
 
 /// Everything an entrypoint needs to bring up the state DB.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,12 +59,15 @@ pub enum InitError {
         #[source]
         source: Box<StateError>,
     },
-    #[error("timed out waiting for state db backfill at {codex_home} after {timeout} (status: {status}){}", owner_hint(.owner))]
+    /// Codex's text, then who holds the lease and which way the owner failed the wait
+    /// (wedged, silent, or still progressing when the cap ran out).
+    #[error("timed out waiting for state db backfill at {codex_home} after {timeout} (status: {status}){}{verdict}", owner_hint(.owner))]
     TimedOut {
         codex_home: PathBuf,
         timeout: String,
         status: String,
         owner: Option<Box<LeaseOwnerInfo>>,
+        verdict: String,
     },
     #[error("state db backfill at {codex_home} stopped: {source}")]
     Backfill {
@@ -83,6 +93,16 @@ impl InitError {
     pub fn is_timeout(&self) -> bool {
         matches!(self, InitError::TimedOut { .. })
     }
+
+    /// The DB file itself is damaged (not a database, malformed pages, lost schema).
+    pub fn damaged_db(&self) -> bool {
+        match self {
+            InitError::Open { source, .. }
+            | InitError::ReadState { source, .. }
+            | InitError::Backfill { source, .. } => crate::recovery::is_damage(source),
+            InitError::TimedOut { .. } => false,
+        }
+    }
 }
 
 /// What a successful startup did.
@@ -98,13 +118,31 @@ pub struct InitReport {
 }
 
 /// Opens and migrates the state DB, then runs the backfill gate. Blocking.
+///
+/// A damaged DB (found at open or by the first queries) is set aside untouched as a
+/// timestamped backup, the index is rebuilt from the rollouts and the DB-only values that
+/// could be read are carried over (`crate::recovery`).
 pub fn try_init(ctx: &Arc<ProcessContext>, cfg: &StateDbConfig) -> Result<InitReport, InitError> {
-    let rt = StateRuntime::open(ctx, cfg.runtime.clone(), OpenMode::CreateAndMigrate).map_err(
-        |source| InitError::Open {
-            sqlite_home: cfg.runtime.sqlite_home.clone(),
-            source: Box::new(source),
-        },
-    )?;
+    match try_init_once(ctx, cfg) {
+        Err(err) if err.damaged_db() => {
+            let Ok(recovery) = crate::recovery::set_aside(ctx, &cfg.runtime) else {
+                return Err(err);
+            };
+            let report = try_init_once(ctx, cfg)?;
+            crate::recovery::carry_over(&report.handle, &recovery.salvaged);
+            Ok(report)
+        }
+        other => other,
+    }
+}
+
+fn try_init_once(ctx: &Arc<ProcessContext>, cfg: &StateDbConfig) -> Result<InitReport, InitError> {
+    let opened = StateRuntime::open(ctx, cfg.runtime.clone(), OpenMode::CreateAndMigrate)
+        .and_then(|rt| crate::recovery::probe(&rt).map(|()| rt));
+    let rt = opened.map_err(|source| InitError::Open {
+        sqlite_home: cfg.runtime.sqlite_home.clone(),
+        source: Box::new(source),
+    })?;
     ctx.failpoint(Failpoint::InitAfterOpen)
         .map_err(|e| InitError::Backfill {
             codex_home: cfg.runtime.codex_home.clone(),
@@ -112,6 +150,11 @@ pub fn try_init(ctx: &Arc<ProcessContext>, cfg: &StateDbConfig) -> Result<InitRe
         })?;
     match wait_for_backfill_gate(&rt, cfg) {
         Ok(report) => {
+            // Rollouts that appeared after the backfill completed get their rows now (a
+            // process that just ran the backfill has scanned the roots itself).
+            if !report.backfill.ran {
+                crate::backfill::reconcile::reconcile_or_warn(&report.handle, "startup");
+            }
             ctx.emit(
                 kinds::GATE_READY,
                 json!({"waited_ms": report.waited.as_millis() as u64, "ran": report.backfill.ran}),
@@ -155,96 +198,6 @@ pub async fn try_init_async(
                 }),
             })
         })
-}
-
-fn wait_for_backfill_gate(
-    rt: &StateDbHandle,
-    cfg: &StateDbConfig,
-) -> Result<InitReport, InitError> {
-    let ctx = rt.context().clone();
-    let home = cfg.runtime.codex_home.clone();
-    let timings = &cfg.timings;
-    let started = Instant::now();
-    let mut total = BackfillOutcome::default();
-    let mut attempts = 0u32;
-    let mut warned = false;
-    let read_state = |rt: &StateDbHandle| {
-        rt.backfill_state().map_err(|source| InitError::ReadState {
-            codex_home: home.clone(),
-            source: Box::new(source),
-        })
-    };
-    loop {
-        ctx.failpoint(Failpoint::GateBeforePoll)
-            .map_err(|e| InitError::Backfill {
-                codex_home: home.clone(),
-                source: Box::new(e.into()),
-            })?;
-        let state = read_state(rt)?;
-        let done = |state: BackfillState, total: BackfillOutcome, attempts| InitReport {
-            handle: rt.clone(),
-            status: state.status,
-            waited: started.elapsed(),
-            backfill: total,
-            attempts,
-        };
-        if state.status == BackfillStatus::Complete {
-            return Ok(done(state, total, attempts));
-        }
-        attempts += 1;
-        match run_backfill(rt, timings) {
-            Ok(outcome) => {
-                total.ran |= outcome.ran;
-                total.scanned += outcome.scanned;
-                total.upserted += outcome.upserted;
-                total.failed += outcome.failed;
-            }
-            Err(err) if err.is_killed() => {
-                return Err(InitError::Backfill {
-                    codex_home: home,
-                    source: Box::new(err),
-                })
-            }
-            Err(err) => {
-                tracing::warn!(home = %home.display(), error = %err, "state db backfill attempt failed");
-            }
-        }
-        let state = read_state(rt)?;
-        if state.status == BackfillStatus::Complete {
-            return Ok(done(state, total, attempts));
-        }
-        let elapsed = started.elapsed();
-        let deadline = ctx.decisions().gate_deadline(timings.wait_timeout);
-        let timed_out = deadline.is_some_and(|d| elapsed >= d);
-        if timed_out {
-            return Err(InitError::TimedOut {
-                codex_home: home,
-                timeout: format_duration(timings.wait_timeout),
-                status: state.status.to_string(),
-                owner: state.owner.map(Box::new),
-            });
-        }
-        let message = format!(
-            "state db backfill is {} at {}; waiting up to {} before retrying startup initialization",
-            state.status,
-            home.display(),
-            format_duration(timings.wait_timeout)
-        );
-        if !warned {
-            tracing::warn!("{message}");
-            ctx.emit(
-                kinds::GATE_WAITING,
-                json!({"status": state.status.to_string()}),
-            );
-            warned = true;
-        } else {
-            tracing::info!("{message}");
-        }
-        // The last nap ends at the deadline, never past it.
-        let remaining = deadline.map_or(timings.poll_interval, |d| d.saturating_sub(elapsed));
-        let nap = timings.poll_interval.min(remaining);
-        std::thread::sleep(nap.max(Duration::from_millis(1)));
-    }
 }
 
 /// Open-only: a handle on an existing, fully backfilled DB, or `None`. Never creates a

@@ -5,7 +5,8 @@
 //!   `session_index.jsonl`).
 //! - `odd`: a plain thread; a fork whose second `session_meta` is its (archived) parent's;
 //!   a rollout whose last line is torn; an empty rollout; a non-rollout file; and a
-//!   `sessions/.gitignore` that ignores `*.jsonl`.
+//!   `sessions/.gitignore` that ignores `*.jsonl`; a rollout in the line shapes Codex's
+//!   reader rejects (legacy turn context and token counts).
 //! - `offset`: 3 active + 1 archived threads written on a UTC+13 machine, so the dated
 //!   directories are a day ahead of the UTC day in the thread ids.
 //!
@@ -113,6 +114,8 @@ fn write_bytes(path: &Path, bytes: &[u8]) {
 }
 
 fn odd(home: &Path) -> Vec<Labeled> {
+    fs::create_dir_all(home).expect("home");
+    statedb_harness::state::creation::mark_harness_home(home).expect("marker");
     let plain = spec(
         "2026-01-21T08:30:00.250Z",
         0x11,
@@ -155,6 +158,23 @@ fn odd(home: &Path) -> Vec<Labeled> {
     let cut = last_start + (body.len() - last_start) / 2;
     write_bytes(&rollout_path_for(home, &torn), &text.as_bytes()[..cut]);
 
+    // Written in the shapes older fixtures used, which Codex's reader rejects: a turn
+    // context whose sandbox policy says `mode` and has no `summary`, token counts without
+    // the cached and reasoning fields. The thread is still listed; it has no model and
+    // no token count.
+    let legacy = spec(
+        "2026-01-18T09:15:00.000Z",
+        0x66,
+        Root::Active,
+        &["Port the old parser"],
+    );
+    let legacy_text = render_rollout(&legacy)
+        .replace(r#"{"type":"read-only"}"#, r#"{"mode":"workspace-write"}"#)
+        .replace(r#","summary":"auto""#, "")
+        .replace(r#""cached_input_tokens":"#, r#""cached":"#)
+        .replace(r#""reasoning_output_tokens":"#, r#""reasoning":"#);
+    write_bytes(&rollout_path_for(home, &legacy), legacy_text.as_bytes());
+
     // A session that crashed before writing anything.
     let empty = spec("2026-01-21T11:00:00.000Z", 0x55, Root::Active, &["unused"]);
     write_bytes(&rollout_path_for(home, &empty), b"");
@@ -171,6 +191,7 @@ fn odd(home: &Path) -> Vec<Labeled> {
         ("fork", fork.id),
         ("torn", torn.id),
         ("empty", empty.id),
+        ("legacy-shape", legacy.id),
     ]
     .into_iter()
     .map(|(label, id)| Labeled {

@@ -339,6 +339,11 @@ impl VariantChoice for TimestampCursor {
     const VARIANT: Variant = Variant::ListTimestampCursor;
 }
 
+pub struct TrustsIndex;
+impl VariantChoice for TrustsIndex {
+    const VARIANT: Variant = Variant::ListTrustsIndex;
+}
+
 /// The system under test: one process on a temporary home.
 pub struct Sut {
     // Field order is drop order: the handle closes before the home is deleted.
@@ -415,12 +420,12 @@ impl Sut {
             Lease::Expired => ("dead-owner", now - 60_000, now - 3_600_000),
         };
         self.outside()
-            .execute(
-                "UPDATE backfill_state SET status = 'running', owner_id = ?1, owner_pid = 1,
-                    owner_host = 'elsewhere', claimed_at_ms = ?3, heartbeat_at_ms = ?3,
-                    lease_expires_at_ms = ?2, updated_at = ?3 / 1000 WHERE id = 1",
-                (owner, expires, beat),
-            )
+            .execute_batch(&format!(
+                "UPDATE backfill_state SET status = 'running', updated_at = {beat} / 1000 WHERE id = 1;
+                 INSERT OR REPLACE INTO statedb_harness_lease (id, owner_id, owner_pid, owner_host,
+                    claimed_at_ms, heartbeat_at_ms, lease_expires_at_ms, state_updated_at)
+                 VALUES (1, '{owner}', 1, 'elsewhere', {beat}, {beat}, {expires}, {beat} / 1000);"
+            ))
             .expect("set lease");
     }
 }
@@ -537,9 +542,21 @@ impl<V: VariantChoice> StateMachineTest for StateDbMachine<V> {
                 page_size,
             } => {
                 let blocker = sut.blocker();
+                let locked = blocker.is_some();
+                let unrowed = unrowed_rollouts(&sut, model, archived);
                 let listed = list_all(&sut, archived, page_size);
                 drop(blocker);
                 check_listing(&sut, model, archived, &listed);
+                // Files added behind the DB's back are listed (unless the reconcile's
+                // write could not get the lock).
+                if !locked {
+                    let missing: Vec<_> =
+                        unrowed.iter().filter(|id| !listed.contains(id)).collect();
+                    assert!(
+                        missing.is_empty(),
+                        "listing (archived={archived}) skipped rollouts on disk that had no row: {missing:?} (listed {listed:?})"
+                    );
+                }
             }
         }
         assert_eq!(sut.handle.is_some(), model.has_handle, "handle presence");
@@ -640,6 +657,27 @@ fn list_all(sut: &Sut, archived: bool, page_size: usize) -> Vec<Uuid> {
     panic!("listing did not end after {} pages: {ids:?}", 2 * SLOTS + 2);
 }
 
+/// Readable rollouts of the listed root whose thread has no row at all: what a listing
+/// with a handle must add to the index and show.
+fn unrowed_rollouts(sut: &Sut, model: &Model, archived: bool) -> Vec<Uuid> {
+    let Some(handle) = &sut.handle else {
+        return Vec::new();
+    };
+    let rows: BTreeSet<Uuid> = handle
+        .all_threads()
+        .expect("read rows")
+        .into_iter()
+        .map(|r| r.id)
+        .collect();
+    model
+        .files
+        .iter()
+        .filter(|(_, f)| f.exists && f.content == Content::Full && f.root.is_archived() == archived)
+        .map(|(slot, _)| id_of(*slot))
+        .filter(|id| !rows.contains(id))
+        .collect()
+}
+
 fn check_listing(sut: &Sut, model: &Model, archived: bool, listed: &[Uuid]) {
     let unique: BTreeSet<Uuid> = listed.iter().copied().collect();
     assert_eq!(
@@ -648,12 +686,24 @@ fn check_listing(sut: &Sut, model: &Model, archived: bool, listed: &[Uuid]) {
         "a thread was listed twice: {listed:?}"
     );
     let expected: BTreeSet<Uuid> = match &sut.handle {
-        // From the DB: every row of that archived state whose file exists.
+        // From the DB: every row of that archived state whose file exists in the scope's
+        // root and is not another thread's (by its head).
         Some(handle) => handle
             .all_threads()
             .expect("read rows")
             .into_iter()
-            .filter(|row| row.is_archived() == archived && row.rollout_path.is_file())
+            .filter(|row| {
+                let root = if archived {
+                    Root::Archived
+                } else {
+                    Root::Active
+                };
+                row.is_archived() == archived
+                    && row.rollout_path.is_file()
+                    && row.rollout_path.starts_with(root.dir(sut.home()))
+                    && !matches!(read_session_meta_head(&row.rollout_path),
+                        Ok(h) if h.thread_id().is_some_and(|t| t != row.id))
+            })
             .map(|row| row.id)
             .collect(),
         // From the files: every readable rollout in that root.

@@ -232,7 +232,7 @@ impl Scenario {
                         return Err(format!("{at}: fault '{fault}' is applied at setup; declare it with at = \"step\""));
                     }
                 }
-                Step::Lookup { thread, expect, .. } => {
+                Step::Lookup { thread, expect, .. } | Step::Archive { thread, expect, .. } => {
                     check_alias(thread, &at)?;
                     check_expect(expect, &at, &check_alias)?;
                 }

@@ -54,6 +54,9 @@ pub enum Step {
         thread: String,
         #[serde(default, skip_serializing_if = "is_default")]
         scope: Scope,
+        /// Ask about another (empty) codex home with this process's handle.
+        #[serde(default, skip_serializing_if = "is_default")]
+        ask_other_home: bool,
         #[serde(default, skip_serializing_if = "is_default")]
         handle: HandleMode,
         #[serde(default, skip_serializing_if = "is_default")]
@@ -67,6 +70,22 @@ pub enum Step {
         page_size: Option<usize>,
         #[serde(default, skip_serializing_if = "is_default")]
         prune: bool,
+        /// Ask about another (empty) codex home with this process's handle.
+        #[serde(default, skip_serializing_if = "is_default")]
+        ask_other_home: bool,
+        /// Start from this cursor (any form a client may hold) instead of the first page.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cursor: Option<String>,
+        #[serde(default, skip_serializing_if = "is_default")]
+        handle: HandleMode,
+        #[serde(default, skip_serializing_if = "is_default")]
+        expect: Expect,
+    },
+    /// Archive (or with `unarchive`, unarchive) a thread in a fresh one-shot process context.
+    Archive {
+        thread: String,
+        #[serde(default, skip_serializing_if = "is_default")]
+        unarchive: bool,
         #[serde(default, skip_serializing_if = "is_default")]
         handle: HandleMode,
         #[serde(default, skip_serializing_if = "is_default")]
@@ -112,4 +131,7 @@ pub enum Oracle {
     NoDbFile,
     /// Exactly one worker completed a backfill (from the event log).
     OneBackfillRun,
+    /// The bytes a DB-damaging fault left are kept in a `state_5.sqlite.corrupt-*` file
+    /// next to the DB.
+    DamagedDbKept,
 }

@@ -26,6 +26,12 @@ pub struct TimingSpec {
     /// Allowed lateness of timing bounds (`[wait_timeout, wait_timeout + slack]`).
     #[serde(with = "hs", default = "d_slack")]
     pub slack: Duration,
+    /// The gate's cap for an owner that keeps making progress.
+    #[serde(with = "hs", default = "d_wait_cap")]
+    pub wait_cap: Duration,
+    /// How long without progress before the gate calls a live owner wedged (default: wait_timeout).
+    #[serde(with = "hs::option", default, skip_serializing_if = "Option::is_none")]
+    pub stall: Option<Duration>,
 }
 
 fn d_lease() -> Duration {
@@ -43,6 +49,9 @@ fn d_busy() -> Duration {
 fn d_batch() -> usize {
     Timings::short().batch_size
 }
+fn d_wait_cap() -> Duration {
+    Timings::short().wait_cap
+}
 fn d_slack() -> Duration {
     Duration::from_millis(750)
 }
@@ -57,6 +66,8 @@ impl Default for TimingSpec {
             heartbeat: None,
             batch_size: d_batch(),
             slack: d_slack(),
+            wait_cap: d_wait_cap(),
+            stall: None,
         }
     }
 }
@@ -70,6 +81,8 @@ impl TimingSpec {
             busy_timeout: self.busy_timeout,
             heartbeat: self.heartbeat,
             batch_size: self.batch_size,
+            wait_cap: self.wait_cap,
+            stall: self.stall,
         }
     }
 }
@@ -84,8 +97,10 @@ pub fn parse_bound(text: &str, timing: &TimingSpec) -> Result<Duration, String> 
             "lease" => timing.lease,
             "slack" => timing.slack,
             "poll" => timing.poll,
+            "stall" => timing.stall.unwrap_or(timing.wait_timeout),
+            "wait_cap" => timing.wait_cap.max(timing.wait_timeout),
             other => crate::timing::parse_duration(other).map_err(|_| {
-                format!("invalid time bound '{text}' (a duration, or sums of wait_timeout, lease, slack, poll)")
+                format!("invalid time bound '{text}' (a duration, or sums of wait_timeout, lease, slack, poll, stall, wait_cap)")
             })?,
         };
     }

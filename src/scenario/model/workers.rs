@@ -38,6 +38,8 @@ pub enum Role {
     Writer,
     /// Hold a write transaction on the DB for `hold`.
     LockHolder,
+    /// Startup, then archive (or unarchive) one thread through the thread store.
+    Archive,
     /// Commit one small write transaction (a racing writer).
     Commit,
     /// Run an entrypoint's consumer wiring over the home's threads.

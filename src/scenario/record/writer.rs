@@ -47,6 +47,7 @@ impl Writer {
                 let lookup = |expect| Step::Lookup {
                     thread: thread.clone(),
                     scope: *scope,
+                    ask_other_home: false,
                     handle: *handle,
                     expect,
                 };
@@ -69,6 +70,8 @@ impl Writer {
                 archived: *archived,
                 page_size: Some(*page_size),
                 prune: false,
+                ask_other_home: false,
+                cursor: None,
                 handle: *handle,
                 expect: Expect {
                     ok: Some(true),

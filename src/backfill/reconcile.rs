@@ -1,0 +1,339 @@
+//! Incremental reconcile: index rollouts that appeared after the backfill completed
+//! (restored from a backup, copied from another machine, written by another tool or an
+//! older binary). Codex indexes such files only when a lookup or a listing window happens
+//! to touch them, so they stay missing from every DB listing.
+//!
+//! Cheap by construction: the harness keeps, in its own bookkeeping table
+//! `statedb_harness_seen_dirs` (never a column in a Codex table), a signature of every
+//! rollout directory it has listed — `(mtime, ctime)` in nanoseconds. Adding, removing or
+//! renaming an entry changes both, and `ctime` cannot be set back by restore tools. A
+//! reconcile only `stat`s directories; it lists a directory (and reads the heads of its
+//! rollouts that no row points at) only when its signature changed, it is new, or it was
+//! modified too recently for its timestamp to be trusted (the "racy" window, as in git's
+//! index). A second table, `statedb_harness_seen_rows`, keeps the row count after the last
+//! reconcile: fewer rows now means someone deleted rows (Codex drops rows whose file is
+//! briefly missing), and every directory is listed again.
+//!
+//! What it writes: a row for each rollout whose thread has no row (insert-if-absent, so a
+//! live row is never overwritten); rows that exist but point elsewhere are left to
+//! lookup's verified read-repair. Rollout files are only read.
+
+use std::collections::{HashMap, HashSet};
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use rusqlite::{params, Connection, Transaction};
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::rollout::head::read_session_meta_head;
+use crate::rollout::layout::{is_rollout_file_name, Root};
+use crate::rollout::metadata::extract_metadata;
+use crate::state::{threads, StateDbHandle, StateError};
+
+/// The harness's own table of directory signatures (relative to the codex home).
+pub const SEEN_DIRS_TABLE: &str = "statedb_harness_seen_dirs";
+/// The harness's own singleton with the `threads` row count after the last reconcile.
+pub const SEEN_ROWS_TABLE: &str = "statedb_harness_seen_rows";
+
+/// A directory modified less than this long before it was listed is listed again next
+/// time: a file added within the same filesystem timestamp tick would not change it.
+const RACY_WINDOW_NS: i128 = 2_000_000_000;
+
+/// What one reconcile did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ReconcileOutcome {
+    /// Directories whose signature was checked.
+    pub dirs_checked: usize,
+    /// Directories listed (new, changed, racy, or everything after rows vanished).
+    pub dirs_listed: usize,
+    /// Rollouts no row pointed at whose head was read.
+    pub candidates: usize,
+    /// Rows inserted for threads the DB did not know.
+    pub inserted: Vec<Uuid>,
+    /// Every directory was listed because rows disappeared (or this is the first run).
+    pub full: bool,
+}
+
+/// Directory signature: `(mtime_ns, ctime_ns)`; `None` when it must be listed next time.
+type Signature = Option<(i128, i128)>;
+
+struct DirRecord {
+    parent: Option<String>,
+    sig: Signature,
+}
+
+/// Creates the harness's bookkeeping tables if missing (its own tables only).
+fn ensure_tables(tx: &Transaction<'_>) -> rusqlite::Result<()> {
+    tx.execute_batch(&format!(
+        "CREATE TABLE IF NOT EXISTS {SEEN_DIRS_TABLE} (
+            dir TEXT PRIMARY KEY,
+            parent TEXT,
+            mtime_ns TEXT,
+            ctime_ns TEXT
+        );
+        CREATE TABLE IF NOT EXISTS {SEEN_ROWS_TABLE} (
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            rows INTEGER NOT NULL
+        );"
+    ))
+}
+
+fn table_exists(conn: &Connection, table: &str) -> rusqlite::Result<bool> {
+    conn.query_row(
+        "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?1",
+        [table],
+        |r| r.get::<_, i64>(0),
+    )
+    .map(|n| n > 0)
+}
+
+/// The stored signatures and row count, or `None` before the first reconcile.
+fn load_seen(conn: &Connection) -> rusqlite::Result<Option<(HashMap<String, DirRecord>, i64)>> {
+    if !table_exists(conn, SEEN_DIRS_TABLE)? || !table_exists(conn, SEEN_ROWS_TABLE)? {
+        return Ok(None);
+    }
+    let rows: Option<i64> = conn
+        .query_row(
+            &format!("SELECT rows FROM {SEEN_ROWS_TABLE} WHERE id = 1"),
+            [],
+            |r| r.get(0),
+        )
+        .ok();
+    let Some(rows) = rows else { return Ok(None) };
+    let mut stmt = conn.prepare(&format!(
+        "SELECT dir, parent, mtime_ns, ctime_ns FROM {SEEN_DIRS_TABLE}"
+    ))?;
+    let mut map = HashMap::new();
+    let iter = stmt.query_map([], |r| {
+        let m: Option<String> = r.get(2)?;
+        let c: Option<String> = r.get(3)?;
+        let sig = match (
+            m.and_then(|m| m.parse().ok()),
+            c.and_then(|c| c.parse().ok()),
+        ) {
+            (Some(m), Some(c)) => Some((m, c)),
+            _ => None,
+        };
+        Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?, sig))
+    })?;
+    for item in iter {
+        let (dir, parent, sig) = item?;
+        map.insert(dir, DirRecord { parent, sig });
+    }
+    Ok(Some((map, rows)))
+}
+
+#[cfg(unix)]
+fn signature_of(meta: &fs::Metadata) -> (i128, i128) {
+    use std::os::unix::fs::MetadataExt;
+    let ns = |s: i64, n: i64| i128::from(s) * 1_000_000_000 + i128::from(n);
+    (
+        ns(meta.mtime(), meta.mtime_nsec()),
+        ns(meta.ctime(), meta.ctime_nsec()),
+    )
+}
+
+#[cfg(not(unix))]
+fn signature_of(meta: &fs::Metadata) -> (i128, i128) {
+    let m = meta
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map(|d| d.as_nanos() as i128)
+        .unwrap_or(0);
+    (m, m)
+}
+
+fn now_ns() -> i128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i128)
+        .unwrap_or(0)
+}
+
+fn relative(home: &Path, path: &Path) -> String {
+    path.strip_prefix(home)
+        .unwrap_or(path)
+        .to_string_lossy()
+        .replace('\\', "/")
+}
+
+/// Indexes rollouts the DB has not seen. Writes nothing when nothing changed.
+pub fn reconcile_new_rollouts(rt: &StateDbHandle) -> Result<ReconcileOutcome, StateError> {
+    let ctx = rt.context().clone();
+    let mut outcome = ReconcileOutcome::default();
+    if !ctx.decisions().index_new_rollouts() {
+        return Ok(outcome);
+    }
+    let home = rt.codex_home().to_path_buf();
+    let seen = rt.read("reconcile", load_seen)?;
+    let rows_now = rt.thread_count()?;
+    let (stored, full) = match seen {
+        Some((map, rows_seen)) => (map, rows_now < rows_seen),
+        None => (HashMap::new(), true),
+    };
+    outcome.full = full;
+    let children: HashMap<&str, Vec<&str>> =
+        stored.iter().fold(HashMap::new(), |mut acc, (dir, rec)| {
+            if let Some(p) = rec.parent.as_deref() {
+                acc.entry(p).or_default().push(dir.as_str());
+            }
+            acc
+        });
+
+    let mut now_seen: HashMap<String, DirRecord> = HashMap::new();
+    let mut candidates: Vec<(PathBuf, Root)> = Vec::new();
+    let started_ns = now_ns();
+    for root in Root::ALL {
+        let mut stack: Vec<(PathBuf, Option<String>)> = vec![(root.dir(&home), None)];
+        while let Some((dir, parent)) = stack.pop() {
+            let Ok(meta) = fs::symlink_metadata(&dir) else {
+                continue;
+            };
+            if !meta.is_dir() {
+                continue;
+            }
+            outcome.dirs_checked += 1;
+            let key = relative(&home, &dir);
+            let sig = signature_of(&meta);
+            let unchanged = !full && stored.get(&key).is_some_and(|r| r.sig == Some(sig));
+            if unchanged {
+                for child in children.get(key.as_str()).into_iter().flatten() {
+                    stack.push((home.join(child), Some(key.clone())));
+                }
+            } else {
+                outcome.dirs_listed += 1;
+                let Ok(entries) = fs::read_dir(&dir) else {
+                    continue;
+                };
+                for entry in entries.flatten() {
+                    let Ok(kind) = entry.file_type() else {
+                        continue;
+                    };
+                    let path = entry.path();
+                    if kind.is_dir() {
+                        stack.push((path, Some(key.clone())));
+                    } else if kind.is_file()
+                        && entry.file_name().to_str().is_some_and(is_rollout_file_name)
+                    {
+                        candidates.push((path, root));
+                    }
+                }
+            }
+            // A directory changed within the racy window is not trusted next time.
+            let racy = started_ns - sig.0 < RACY_WINDOW_NS || started_ns - sig.1 < RACY_WINDOW_NS;
+            now_seen.insert(
+                key,
+                DirRecord {
+                    parent,
+                    sig: (!racy).then_some(sig),
+                },
+            );
+        }
+    }
+
+    let known: HashMap<Uuid, PathBuf> = if candidates.is_empty() {
+        HashMap::new()
+    } else {
+        rt.all_threads()?
+            .into_iter()
+            .map(|r| (r.id, r.rollout_path))
+            .collect()
+    };
+    let known_paths: HashSet<&Path> = known.values().map(PathBuf::as_path).collect();
+    let mut new_rows = Vec::new();
+    let mut claimed: HashSet<Uuid> = HashSet::new();
+    for (path, root) in &candidates {
+        if known_paths.contains(path.as_path()) {
+            continue;
+        }
+        outcome.candidates += 1;
+        // Only threads without a row: a row that points elsewhere is lookup's to repair.
+        let Some(id) = read_session_meta_head(path)
+            .ok()
+            .and_then(|h| h.thread_id())
+        else {
+            continue;
+        };
+        if known.contains_key(&id) || !claimed.insert(id) {
+            continue;
+        }
+        match extract_metadata(path, rt.default_provider()) {
+            Ok(extraction) if extraction.metadata.id == id => {
+                let mut meta = extraction.metadata;
+                if root.is_archived() {
+                    meta.archived_at_ms.get_or_insert(meta.updated_at_ms);
+                } else {
+                    meta.archived_at_ms = None;
+                }
+                new_rows.push(meta);
+            }
+            Ok(_) => {}
+            Err(err) => tracing::info!("reconcile: cannot index {}: {err}", path.display()),
+        }
+    }
+
+    let dirs_changed = now_seen.len() != stored.len()
+        || now_seen.iter().any(|(dir, rec)| {
+            stored
+                .get(dir)
+                .is_none_or(|old| old.sig != rec.sig || old.parent != rec.parent)
+        });
+    if new_rows.is_empty() && !dirs_changed && !full {
+        return Ok(outcome);
+    }
+    let inserted = rt.write("reconcile", |tx| {
+        let sq = rt.err("reconcile");
+        ensure_tables(tx).map_err(&sq)?;
+        let mut inserted = Vec::new();
+        for meta in &new_rows {
+            if threads::insert_if_absent(tx, meta).map_err(&sq)? {
+                inserted.push(meta.id);
+            }
+        }
+        tx.execute(&format!("DELETE FROM {SEEN_DIRS_TABLE}"), [])
+            .map_err(&sq)?;
+        let mut stmt = tx
+            .prepare(&format!(
+                "INSERT INTO {SEEN_DIRS_TABLE} (dir, parent, mtime_ns, ctime_ns) VALUES (?1, ?2, ?3, ?4)"
+            ))
+            .map_err(&sq)?;
+        for (dir, rec) in &now_seen {
+            let (m, c) = match rec.sig {
+                Some((m, c)) => (Some(m.to_string()), Some(c.to_string())),
+                None => (None, None),
+            };
+            stmt.execute(params![dir, rec.parent, m, c]).map_err(&sq)?;
+        }
+        let rows = threads::count(tx).map_err(&sq)?;
+        tx.execute(
+            &format!(
+                "INSERT INTO {SEEN_ROWS_TABLE} (id, rows) VALUES (1, ?1)
+                 ON CONFLICT(id) DO UPDATE SET rows = excluded.rows"
+            ),
+            [rows],
+        )
+        .map_err(&sq)?;
+        Ok(inserted)
+    })?;
+    if !inserted.is_empty() {
+        tracing::warn!(
+            "state db discrepancy during reconcile: {} rollout(s) on disk had no row; indexed",
+            inserted.len()
+        );
+        ctx.emit(
+            "reconcile_indexed",
+            json!({"threads": inserted.iter().map(|i| i.to_string()).collect::<Vec<_>>()}),
+        );
+    }
+    outcome.inserted = inserted;
+    Ok(outcome)
+}
+
+/// [`reconcile_new_rollouts`] for callers that must go on without it: errors are logged.
+pub fn reconcile_or_warn(rt: &StateDbHandle, during: &str) {
+    if let Err(err) = reconcile_new_rollouts(rt) {
+        tracing::warn!("state db reconcile during {during} failed: {err}; continuing");
+    }
+}

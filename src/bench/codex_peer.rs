@@ -1,0 +1,396 @@
+//! Side by side with the real Codex (`peers.codex`): the pinned `codex app-server` and the
+//! reference on the same home, each behind a real process boundary, in the same run.
+//!
+//! - **First start**: spawn to "backfill complete" on a fresh sqlite home. Codex: the
+//!   app-server answered `initialize` and its `backfill_state` row (read from outside,
+//!   read-only) says `complete`. Reference: one `statedb-harness init` process to its exit.
+//! - **Warm read**: a long-lived app-server answering `thread/read` (JSON-RPC over pipes)
+//!   against the reference's in-process `find_thread_path` on a long-lived handle; and one
+//!   process each on a complete DB (app-server start + read + shutdown vs one
+//!   `statedb-harness lookup` process).
+//! - **All ready**: N processes started together on a fresh sqlite home, until every one
+//!   is ready (Codex: answered `initialize`, and the row is `complete`).
+//!
+//! Ratios are Codex / reference (above 1: the reference is ahead). Every answer is checked
+//! (the read names the thread; the lookup comes from the DB). Without a Codex binary the
+//! family reports `skipped` with the reason.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::stats::{micros, millis, ratio, Stat};
+use super::workspace::{remove_dir, BenchHome, Workspace};
+use super::Progress;
+use crate::codex::{AppServer, CodexBin, HomeSpec};
+use crate::lookup::{find_thread_path, LookupSource};
+use crate::process::ProcessContext;
+use crate::state_db::try_init;
+use crate::thread::Scope;
+
+/// How long one Codex start may take before the family gives up.
+const CODEX_START_TIMEOUT: Duration = Duration::from_secs(600);
+/// Warm reads sampled per side.
+const WARM_SAMPLES: usize = 30;
+/// One-process reads sampled per side.
+const COLD_SAMPLES: usize = 5;
+
+/// `peers.codex`.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct CodexPeerReport {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub skipped: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub codex_version: Option<String>,
+    pub sizes: Vec<CodexPeerFigures>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<String>,
+}
+
+/// One home size, both sides.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct CodexPeerFigures {
+    pub size: usize,
+    pub first_start: Pair,
+    pub warm_read: Pair,
+    pub one_process_read: Pair,
+    pub all_ready: Vec<ReadyPair>,
+}
+
+/// One figure on both sides; `ratio` = Codex / reference (medians).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Pair {
+    pub unit: &'static str,
+    pub codex: Stat,
+    pub reference: Stat,
+    pub ratio: Option<f64>,
+}
+
+impl Pair {
+    fn new(unit: &'static str, codex: Vec<f64>, reference: Vec<f64>) -> Result<Pair, String> {
+        let codex = Stat::from_samples(codex).ok_or("no Codex samples")?;
+        let reference = Stat::from_samples(reference).ok_or("no reference samples")?;
+        Ok(Pair {
+            unit,
+            ratio: ratio(codex.median, reference.median),
+            codex,
+            reference,
+        })
+    }
+}
+
+/// N concurrent starts on both sides, ms.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ReadyPair {
+    pub procs: usize,
+    pub codex_ms: f64,
+    pub reference_ms: f64,
+    pub ratio: Option<f64>,
+}
+
+/// Locates Codex or says why the family is skipped.
+pub fn locate() -> Result<(CodexBin, String), String> {
+    let bin = CodexBin::locate(None).map_err(|e| format!("no Codex binary: {e}"))?;
+    let version = bin
+        .version()
+        .map_err(|e| format!("Codex at {} does not run: {e}", bin.path().display()))?;
+    Ok((bin, version))
+}
+
+/// Measures one home. `binary` is this crate's executable; `procs` the concurrent counts.
+pub fn measure(
+    ws: &Workspace,
+    home: &BenchHome,
+    codex: &CodexBin,
+    binary: &Path,
+    procs: &[usize],
+    progress: &Progress,
+) -> Result<CodexPeerFigures, String> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the async runtime: {e}"))?;
+    progress.note(format!("codex peer: first start on {} rollouts", home.size));
+    let codex_dir = fresh(ws, "codex-first")?;
+    let codex_first = rt.block_on(all_ready_codex(codex, home, &codex_dir, 1))?;
+    let ref_dir = fresh(ws, "reference-first")?;
+    let ref_first = all_ready_reference(binary, home, &ref_dir, 1)?;
+    let first_start = Pair::new(
+        "s",
+        vec![codex_first.as_secs_f64()],
+        vec![ref_first.as_secs_f64()],
+    )?;
+
+    progress.note("codex peer: warm and one-process reads");
+    let ids: Vec<String> = (0..8)
+        .map(|k| home.threads[k * home.threads.len() / 8].id.to_string())
+        .collect();
+    let codex_spec = spec(home, &codex_dir);
+    let (codex_warm, codex_cold) = rt.block_on(codex_reads(codex, &codex_spec, &ids))?;
+    let (ref_warm, ref_cold) = reference_reads(binary, home, &ref_dir, &ids)?;
+    remove_dir(&codex_dir);
+    remove_dir(&ref_dir);
+    let warm_read = Pair::new("us", codex_warm, ref_warm)?;
+    let one_process_read = Pair::new("ms", codex_cold, ref_cold)?;
+
+    let mut all_ready = Vec::new();
+    for &n in procs {
+        progress.note(format!("codex peer: {n} concurrent starts"));
+        let (codex_ms, reference_ms) = if n == 1 {
+            (millis(codex_first), millis(ref_first))
+        } else {
+            let d = fresh(ws, "codex-ready")?;
+            let c = rt.block_on(all_ready_codex(codex, home, &d, n));
+            remove_dir(&d);
+            let d = fresh(ws, "reference-ready")?;
+            let r = all_ready_reference(binary, home, &d, n);
+            remove_dir(&d);
+            (millis(c?), millis(r?))
+        };
+        all_ready.push(ReadyPair {
+            procs: n,
+            ratio: ratio(codex_ms, reference_ms),
+            codex_ms,
+            reference_ms,
+        });
+    }
+    Ok(CodexPeerFigures {
+        size: home.size,
+        first_start,
+        warm_read,
+        one_process_read,
+        all_ready,
+    })
+}
+
+fn fresh(ws: &Workspace, label: &str) -> Result<std::path::PathBuf, String> {
+    let dir = ws
+        .fresh_dir(label)
+        .map_err(|e| format!("cannot create a DB directory: {e}"))?;
+    ws.settle();
+    Ok(dir)
+}
+
+fn spec(home: &BenchHome, sqlite_home: &Path) -> HomeSpec {
+    HomeSpec {
+        codex_home: home.codex_home.clone(),
+        sqlite_home: Some(sqlite_home.to_path_buf()),
+    }
+}
+
+/// N app-servers at once on a fresh sqlite home: spawn until all answered `initialize`
+/// and the DB says `complete`.
+async fn all_ready_codex(
+    codex: &CodexBin,
+    home: &BenchHome,
+    sqlite_home: &Path,
+    n: usize,
+) -> Result<Duration, String> {
+    let spec = spec(home, sqlite_home);
+    let started = Instant::now();
+    let starts = (0..n).map(|_| AppServer::start(codex, &spec, CODEX_START_TIMEOUT));
+    let servers = futures_join_all(starts).await;
+    let mut live = Vec::new();
+    for s in servers {
+        live.push(s.map_err(|e| format!("Codex app-server did not start: {e}"))?);
+    }
+    let db = sqlite_home.join(crate::state::STATE_DB_FILENAME);
+    loop {
+        if backfill_complete(&db) {
+            break;
+        }
+        if started.elapsed() > CODEX_START_TIMEOUT {
+            return Err(format!(
+                "Codex's backfill at {} did not complete",
+                db.display()
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let took = started.elapsed();
+    for s in live {
+        let _ = s.shutdown().await;
+    }
+    Ok(took)
+}
+
+/// Polls every future until all are done, so the N starts run concurrently on one thread
+/// (they borrow the binary and home, so they cannot be spawned as tasks).
+async fn futures_join_all<F, T>(futures: impl Iterator<Item = F>) -> Vec<T>
+where
+    F: std::future::Future<Output = T>,
+{
+    let futures: Vec<_> = futures.map(Box::pin).collect();
+    let mut slots: Vec<Option<T>> = futures.iter().map(|_| None).collect();
+    let mut futures: Vec<_> = futures.into_iter().map(Some).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (slot, fut) in slots.iter_mut().zip(futures.iter_mut()) {
+            if let Some(f) = fut {
+                match f.as_mut().poll(cx) {
+                    std::task::Poll::Ready(v) => {
+                        *slot = Some(v);
+                        *fut = None;
+                    }
+                    std::task::Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            std::task::Poll::Pending
+        } else {
+            std::task::Poll::Ready(())
+        }
+    })
+    .await;
+    slots.into_iter().flatten().collect()
+}
+
+fn backfill_complete(db: &Path) -> bool {
+    let Ok(conn) = rusqlite::Connection::open_with_flags(
+        db,
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    ) else {
+        return false;
+    };
+    conn.query_row("SELECT status FROM backfill_state WHERE id = 1", [], |r| {
+        r.get::<_, String>(0)
+    })
+    .is_ok_and(|s| s == "complete")
+}
+
+/// N `statedb-harness init` processes at once: spawn until the last exits ready.
+fn all_ready_reference(
+    binary: &Path,
+    home: &BenchHome,
+    sqlite_home: &Path,
+    n: usize,
+) -> Result<Duration, String> {
+    let started = Instant::now();
+    let children: Vec<_> = (0..n)
+        .map(|_| {
+            Command::new(binary)
+                .arg("init")
+                .arg("--codex-home")
+                .arg(&home.codex_home)
+                .arg("--sqlite-home")
+                .arg(sqlite_home)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+        })
+        .collect();
+    for child in children {
+        let status = child
+            .and_then(|mut c| c.wait())
+            .map_err(|e| format!("reference init process: {e}"))?;
+        if !status.success() {
+            return Err(format!("reference init process failed: {status}"));
+        }
+    }
+    Ok(started.elapsed())
+}
+
+/// Warm `thread/read`s on one server (µs) and one-process start+read+shutdown (ms).
+async fn codex_reads(
+    codex: &CodexBin,
+    spec: &HomeSpec,
+    ids: &[String],
+) -> Result<(Vec<f64>, Vec<f64>), String> {
+    let check = |answer: &serde_json::Value, id: &str| {
+        if answer.to_string().contains(id) {
+            Ok(())
+        } else {
+            Err(format!("Codex thread/read of {id} answered {answer}"))
+        }
+    };
+    let mut server = AppServer::start(codex, spec, CODEX_START_TIMEOUT)
+        .await
+        .map_err(|e| format!("Codex app-server did not start: {e}"))?;
+    let mut warm = Vec::new();
+    for k in 0..=WARM_SAMPLES {
+        let id = &ids[k % ids.len()];
+        let t = Instant::now();
+        let answer = server
+            .read(id, false)
+            .await
+            .map_err(|e| format!("Codex thread/read of {id}: {e}"))?;
+        let took = t.elapsed();
+        check(&answer, id)?;
+        if k > 0 {
+            warm.push(micros(took));
+        }
+    }
+    let _ = server.shutdown().await;
+    let mut cold = Vec::new();
+    for k in 0..COLD_SAMPLES {
+        let id = &ids[k % ids.len()];
+        let t = Instant::now();
+        let mut server = AppServer::start(codex, spec, CODEX_START_TIMEOUT)
+            .await
+            .map_err(|e| format!("Codex app-server did not start: {e}"))?;
+        let answer = server
+            .read(id, false)
+            .await
+            .map_err(|e| format!("Codex thread/read of {id}: {e}"))?;
+        let _ = server.shutdown().await;
+        cold.push(millis(t.elapsed()));
+        check(&answer, id)?;
+    }
+    Ok((warm, cold))
+}
+
+/// Warm in-process lookups (µs) and one `statedb-harness lookup` process each (ms).
+fn reference_reads(
+    binary: &Path,
+    home: &BenchHome,
+    sqlite_home: &Path,
+    ids: &[String],
+) -> Result<(Vec<f64>, Vec<f64>), String> {
+    let ctx = ProcessContext::plain("bench-codex-peer");
+    let handle = try_init(&ctx, &home.config(sqlite_home))
+        .map_err(|e| format!("cannot open the reference DB: {e}"))?
+        .handle;
+    let mut warm = Vec::new();
+    for k in 0..=WARM_SAMPLES {
+        let id = &ids[k % ids.len()];
+        let t = Instant::now();
+        let r = find_thread_path(Some(&handle), &home.codex_home, id, Scope::Any);
+        let took = t.elapsed();
+        if r.source != Some(LookupSource::Db) {
+            return Err(format!("reference lookup of {id} was not a DB hit: {r:?}"));
+        }
+        if k > 0 {
+            warm.push(micros(took));
+        }
+    }
+    drop(handle);
+    let mut cold = Vec::new();
+    for k in 0..COLD_SAMPLES {
+        let id = &ids[k % ids.len()];
+        let t = Instant::now();
+        let out = Command::new(binary)
+            .arg("lookup")
+            .arg("--codex-home")
+            .arg(&home.codex_home)
+            .arg("--sqlite-home")
+            .arg(sqlite_home)
+            .arg("--any")
+            .arg("--json")
+            .arg(id)
+            .stdin(Stdio::null())
+            .stderr(Stdio::null())
+            .output()
+            .map_err(|e| format!("reference lookup process: {e}"))?;
+        cold.push(millis(t.elapsed()));
+        let text = String::from_utf8_lossy(&out.stdout);
+        if !out.status.success() || !text.contains("\"db\"") {
+            return Err(format!(
+                "reference lookup process of {id}: {} {text}",
+                out.status
+            ));
+        }
+    }
+    Ok((warm, cold))
+}

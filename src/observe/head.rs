@@ -1,0 +1,60 @@
+//! The harness's own head reader: the `payload.id` of a file's first line when that line
+//! is a `session_meta` record; nothing else counts as a claim.
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::Path;
+
+/// A first line longer than this is not a head this reader trusts.
+const MAX_HEAD: u64 = 1 << 20;
+
+/// The id the file's first line claims, or `None` (missing, empty, garbled, not a
+/// `session_meta` record, or no string id).
+pub fn claimed_id(path: &Path) -> Option<String> {
+    let file = std::fs::File::open(path).ok()?;
+    let mut line = String::new();
+    BufReader::new(file.take(MAX_HEAD))
+        .read_line(&mut line)
+        .ok()?;
+    claimed_id_of_line(&line)
+}
+
+pub fn claimed_id_of_line(line: &str) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_str(line.trim_end()).ok()?;
+    if v.get("type")?.as_str()? != "session_meta" {
+        return None;
+    }
+    v.get("payload")?.get("id")?.as_str().map(str::to_string)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_session_meta_first_line_claims() {
+        let ok = r#"{"type":"session_meta","payload":{"id":"abc"}}"#;
+        assert_eq!(claimed_id_of_line(ok).as_deref(), Some("abc"));
+        for bad in [
+            r#"{"type":"response_item","payload":{"id":"abc"}}"#,
+            r#"{"type":"session_meta","payload":{}}"#,
+            r#"{"type":"session_meta","payload":{"id":7}}"#,
+            "garbage",
+            "",
+        ] {
+            assert_eq!(claimed_id_of_line(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn reads_only_the_first_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("r.jsonl");
+        std::fs::write(
+            &p,
+            "{\"type\":\"turn_context\",\"payload\":{}}\n{\"type\":\"session_meta\",\"payload\":{\"id\":\"x\"}}\n",
+        )
+        .unwrap();
+        assert_eq!(claimed_id(&p), None);
+        assert_eq!(claimed_id(&dir.path().join("missing")), None);
+    }
+}

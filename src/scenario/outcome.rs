@@ -1,0 +1,115 @@
+//! What a scenario run produces, whatever the target: the run options, each scenario's
+//! outcome (status, failures, fault coverage, what could not be observed) and its replay
+//! command.
+
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use super::model::Scenario;
+use crate::events::Event;
+use crate::variant::Variant;
+
+/// How to run scenarios.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    pub seed: u64,
+    pub variant: Variant,
+    /// The binary process workers re-invoke (`<binary> worker --plan FILE`); `None` skips
+    /// scenarios that need process workers.
+    pub worker_binary: Option<PathBuf>,
+    /// Keep the run directory even when the scenario passes.
+    pub keep: bool,
+    /// Where run directories are created (default: the system temp dir).
+    pub work_dir: Option<PathBuf>,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions {
+            seed: 0,
+            variant: Variant::Reference,
+            worker_binary: None,
+            keep: false,
+            work_dir: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Pass,
+    Fail,
+    Skip,
+}
+
+/// Whether a declared fault or failpoint fired.
+#[derive(Debug, Clone, Serialize)]
+pub struct FaultCoverage {
+    pub id: String,
+    pub kind: String,
+    pub fired: bool,
+    pub detail: String,
+}
+
+/// The result of one scenario run.
+#[derive(Debug, Clone, Serialize)]
+pub struct ScenarioOutcome {
+    pub name: String,
+    pub file: PathBuf,
+    pub status: Status,
+    pub seed: u64,
+    pub variant: String,
+    pub duration_ms: u64,
+    /// Waiting the scenario declares on purpose (sleeps, expected timeouts, failpoint sleeps).
+    pub declared_wait_ms: u64,
+    pub failures: Vec<String>,
+    pub faults: Vec<FaultCoverage>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub skipped_reason: Option<String>,
+    /// Expectations the target cannot show, removed and named (never passed silently).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub not_observed: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bundle: Option<PathBuf>,
+    #[serde(skip)]
+    pub events: Vec<Event>,
+}
+
+impl ScenarioOutcome {
+    /// The one command that replays this run.
+    pub fn replay_command(&self) -> String {
+        let variant = if self.variant == "reference" {
+            String::new()
+        } else {
+            format!(" --variant {}", self.variant)
+        };
+        format!(
+            "statedb-harness replay {} --seed {}{variant}",
+            self.file.display(),
+            self.seed
+        )
+    }
+}
+
+impl ScenarioOutcome {
+    /// A not-yet-run outcome of `sc` (status pass until something fails).
+    pub fn start(sc: &Scenario, file: &Path, opts: &RunOptions) -> ScenarioOutcome {
+        ScenarioOutcome {
+            name: sc.name.clone(),
+            file: file.to_path_buf(),
+            status: Status::Pass,
+            seed: opts.seed,
+            variant: opts.variant.to_string(),
+            duration_ms: 0,
+            declared_wait_ms: 0,
+            failures: Vec::new(),
+            faults: Vec::new(),
+            skipped_reason: None,
+            not_observed: Vec::new(),
+            bundle: None,
+            events: Vec::new(),
+        }
+    }
+}
