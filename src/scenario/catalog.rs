@@ -198,10 +198,10 @@ fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
 /// Pairs two runs of the same catalog by scenario file and name (never by position, which
 /// a missing or reordered outcome would shift). Outcomes of `second` without a partner in
 /// `first` are dropped; each pair is `(first, second)`.
-pub fn pair_runs<'a>(
-    first: &'a mut [ScenarioOutcome],
+pub fn pair_runs(
+    first: &mut [ScenarioOutcome],
     second: Vec<ScenarioOutcome>,
-) -> Vec<(&'a mut ScenarioOutcome, ScenarioOutcome)> {
+) -> Vec<(&mut ScenarioOutcome, ScenarioOutcome)> {
     let mut by_key: HashMap<(PathBuf, String), ScenarioOutcome> = second
         .into_iter()
         .map(|o| ((o.file.clone(), o.name.clone()), o))

@@ -689,7 +689,7 @@ impl<'a, L: StateLayer> Run<'a, L> {
                 Ok(self.expect(expect, &out))
             }
             Step::Entrypoint { entrypoint, expect } => {
-                let kind = entrypoint.clone();
+                let kind = *entrypoint;
                 let ids: Vec<(String, Uuid)> = self
                     .home
                     .threads
