@@ -138,6 +138,7 @@ mod tests {
             skipped_reason: None,
             bundle: None,
             events: vec![],
+            not_observed: vec![],
         }
     }
 

@@ -17,36 +17,23 @@ use statedb_harness::thread::Scope;
 
 type InitResult = Result<(StateDbHandle, InitSummary), LayerError>;
 
-/// One bend of the reference. Each hook gets the reference's answer and returns the one the
-/// broken layer reports instead.
+type Hook<F> = Option<Arc<F>>;
+type Replace<T> = dyn Fn(&Arc<ProcessContext>, &StateDbConfig) -> T + Send + Sync;
+type Bend<T> = dyn Fn(T) -> T + Send + Sync;
+/// A lookup bend also gets the codex home (to pick a file to answer with).
+type LookupBend = dyn Fn(LookupResult, &Path) -> LookupResult + Send + Sync;
+
+/// One bend of the reference. `init` and `open_existing` replace the operation (call the
+/// reference inside to bend its answer); the others get the reference's answer and return
+/// the one the broken layer reports instead.
 #[derive(Clone, Default)]
 pub struct Bends {
-    /// Replaces startup (call `ReferenceLayer.init` inside to bend its answer).
-    pub init: Option<Arc<dyn Fn(&Arc<ProcessContext>, &StateDbConfig) -> InitResult + Send + Sync>>,
-    /// Replaces the open-only path.
-    pub open_existing: Option<
-        Arc<
-            dyn Fn(
-                    &Arc<ProcessContext>,
-                    &StateDbConfig,
-                ) -> Result<Option<StateDbHandle>, LayerError>
-                + Send
-                + Sync,
-        >,
-    >,
-    pub backfill: Option<
-        Arc<
-            dyn Fn(Result<InitSummary, LayerError>) -> Result<InitSummary, LayerError>
-                + Send
-                + Sync,
-        >,
-    >,
-    pub lookup: Option<Arc<dyn Fn(LookupResult, &Path) -> LookupResult + Send + Sync>>,
-    pub list: Option<
-        Arc<dyn Fn(Result<ListPage, LayerError>) -> Result<ListPage, LayerError> + Send + Sync>,
-    >,
-    pub entrypoint:
-        Option<Arc<dyn Fn(Option<serde_json::Value>) -> Option<serde_json::Value> + Send + Sync>>,
+    pub init: Hook<Replace<InitResult>>,
+    pub open_existing: Hook<Replace<Result<Option<StateDbHandle>, LayerError>>>,
+    pub backfill: Hook<Bend<Result<InitSummary, LayerError>>>,
+    pub lookup: Hook<LookupBend>,
+    pub list: Hook<Bend<Result<ListPage, LayerError>>>,
+    pub entrypoint: Hook<Bend<Option<serde_json::Value>>>,
 }
 
 /// The reference with `bends` applied.
