@@ -14,7 +14,7 @@ pub const DEFECT: Defect = Defect {
     description: "archive renames onto an existing archived file of the same name, losing it",
     decisions: &ArchiveOverwrites,
     killed_by: &[ExpectedKill {
-        scenario: "TODO",
-        failure: "TODO",
+        scenario: "archive_duplicate_never_overwrites",
+        failure: "step 2 (archive t0): expected ok = false, got true",
     }],
 };

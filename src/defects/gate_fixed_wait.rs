@@ -20,8 +20,18 @@ impl Decisions for GateFixedWait {
 pub const DEFECT: Defect = Defect {
     description: "the startup gate waits a fixed time even while the owner makes progress",
     decisions: &GateFixedWait,
-    killed_by: &[ExpectedKill {
-        scenario: "TODO",
-        failure: "TODO",
-    }],
+    killed_by: &[
+        ExpectedKill {
+            scenario: "gate_progressing_owner_outlasts_wait",
+            failure: "step 4 (join waiter): expected ok = true, got false (timed out waiting for state db backfill",
+        },
+        ExpectedKill {
+            scenario: "gate_progressing_owner_past_cap_times_out",
+            failure: "step 4 (join waiter): expected elapsed >= wait_cap",
+        },
+        ExpectedKill {
+            scenario: "gate_wedged_owner_gives_up_early",
+            failure: "step 4 (join waiter): expected elapsed <= stall+slack",
+        },
+    ],
 };

@@ -14,7 +14,7 @@ pub const DEFECT: Defect = Defect {
     description: "lookup and listing use a handle opened for another codex home (Codex only warns)",
     decisions: &HandleHomeUnchecked,
     killed_by: &[ExpectedKill {
-        scenario: "TODO",
-        failure: "TODO",
+        scenario: "handle_for_another_home_answers_nothing",
+        failure: "step 1 (list): expected items = 0, got 4",
     }],
 };

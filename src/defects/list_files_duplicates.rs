@@ -13,8 +13,10 @@ impl Decisions for ListFilesDuplicates {
 pub const DEFECT: Defect = Defect {
     description: "the listing built from the files shows a thread once per file that claims its id",
     decisions: &ListFilesDuplicates,
-    killed_by: &[ExpectedKill {
-        scenario: "TODO",
-        failure: "TODO",
-    }],
+    killed_by: &[
+        ExpectedKill {
+            scenario: "list_duplicate_id_once_in_every_mode",
+            failure: "listed once: 019bff4d-accd-76fe-99cf-a34dff5b9bb8 appears 2 times in the Active listing",
+        },
+    ],
 };

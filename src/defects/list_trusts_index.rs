@@ -13,8 +13,18 @@ impl Decisions for ListTrustsIndex {
 pub const DEFECT: Defect = Defect {
     description: "listing and startup trust the index alone: rollouts added after the backfill are never indexed, so no DB listing shows them",
     decisions: &ListTrustsIndex,
-    killed_by: &[ExpectedKill {
-        scenario: "TODO",
-        failure: "TODO",
-    }],
+    killed_by: &[
+        ExpectedKill {
+            scenario: "init_reconciles_rollouts_added_after_backfill",
+            failure: "step 2 (expect_backfill): expected 4 rows, got 3",
+        },
+        ExpectedKill {
+            scenario: "list_rollouts_added_after_backfill",
+            failure: "every rollout listed: 0193f29c-8b7a-7000-8002-6c6174650000",
+        },
+        ExpectedKill {
+            scenario: "sqlite_home_separate_every_role",
+            failure: "every rollout listed: 0193f29c-8b7a-7000-8001-6c6174650000",
+        },
+    ],
 };

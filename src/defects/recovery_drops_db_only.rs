@@ -14,7 +14,7 @@ pub const DEFECT: Defect = Defect {
     description: "rebuilding a damaged DB loses thread names and other DB-only values",
     decisions: &RecoveryDropsDbOnly,
     killed_by: &[ExpectedKill {
-        scenario: "TODO",
-        failure: "TODO",
+        scenario: "db_torn_page_rebuilt_names_kept",
+        failure: "step 2 (expect_row t0): expected row title = release notes (pinned)",
     }],
 };

@@ -16,10 +16,10 @@ use super::watch::{ChangeWatch, OwnerWatch};
 use super::{InitError, InitReport, StateDbConfig};
 use crate::backfill::{run_backfill, BackfillOutcome};
 use crate::events::kinds;
+use crate::failpoints::Failpoint;
 use crate::state::backfill_state::{BackfillState, BackfillStatus};
 use crate::state::StateDbHandle;
 use crate::timing::format_duration;
-use crate::failpoints::Failpoint;
 
 pub(super) fn wait_for_backfill_gate(
     rt: &StateDbHandle,
