@@ -109,7 +109,7 @@ fn tiny_run_gives_a_well_formed_report_and_cleans_up() {
     }
     let table = report.render_table();
     assert!(
-        table.contains("Backfill throughput") && table.contains("Harness overhead: not measured")
+        table.contains("\nBackfill (median of") && table.contains("Harness overhead: not measured")
     );
     // The workspace is gone: nothing is left behind in the work dir.
     assert_eq!(std::fs::read_dir(work.path()).unwrap().count(), 0);
