@@ -424,7 +424,7 @@ fn lookup_expectations_and_the_foreign_file_invariant_fail_on_a_wrong_answer() {
     proves(
         &lookup("{ ok = true }"),
         foreign,
-        "whose head belongs to thread",
+        "whose head claims",
     );
     proves(
         &lookup("{ elapsed_max = \"1s\" }"),

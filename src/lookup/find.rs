@@ -219,17 +219,23 @@ fn ask_db(ctx: &Arc<ProcessContext>, rt: &StateDbHandle, uuid: Uuid, scope: Scop
         Ok(path) => path,
         Err(err) => return db_error(&err),
     };
-    let failpoint = ctx.failpoint(Failpoint::LookupAfterDbRead);
-    if let (Some(path), Ok(())) = (&path, &failpoint) {
-        if verifies_in_scope(rt, path, uuid, scope) {
-            return DbAnswer::Verified(path.clone());
-        }
+    if let Some(path) = path.filter(|p| verifies_in_scope(rt, p, uuid, scope)) {
+        return match ctx.failpoint(Failpoint::LookupAfterDbRead) {
+            Ok(()) => DbAnswer::Verified(path),
+            Err(_) => DbAnswer::Fallback {
+                reason: FallbackReason::DbError,
+                unverified: None,
+                row: None,
+            },
+        };
     }
     let row = match rt.get_thread(uuid) {
         Ok(row) => row,
         Err(err) => return db_error(&err),
     };
-    if failpoint.is_err() {
+    // After the row read, so a row changed while this lookup decides is seen by the
+    // repair's compare-and-swap, not by this read.
+    if ctx.failpoint(Failpoint::LookupAfterDbRead).is_err() {
         return DbAnswer::Fallback {
             reason: FallbackReason::DbError,
             unverified: None,
