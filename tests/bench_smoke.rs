@@ -25,6 +25,10 @@ fn tiny(work_dir: &std::path::Path) -> BenchOptions {
     }
 }
 
+fn r_sizes(p: &[statedb_harness::bench::init_process::InitProcessFigures]) -> Vec<usize> {
+    p.iter().map(|f| f.size).collect()
+}
+
 fn finite_positive(x: f64) -> bool {
     x.is_finite() && x > 0.0
 }
@@ -103,14 +107,22 @@ fn tiny_run_gives_a_well_formed_report_and_cleans_up() {
         "lookup",
         "lookup_growth",
         "contention",
+        "init_process",
         "harness_overhead",
+        "peers",
     ] {
         assert!(!json[key].is_null(), "{key} missing from the JSON");
     }
     let table = report.render_table();
-    assert!(
-        table.contains("\nBackfill (median of") && table.contains("Harness overhead: not measured")
-    );
+    assert!(table.contains("Backfill (median") && table.contains("Harness overhead: not measured"));
+    // Every size ran as a real init process, observed from outside.
+    assert_eq!(r_sizes(&report.init_process), vec![120, 200]);
+    assert!(report
+        .init_process
+        .iter()
+        .all(|p| p.rss_peak_mb > 0.0 && p.db_size_mb > 0.0));
+    // No Codex size in this run: skipped, with the reason.
+    assert!(report.peers.codex.skipped.is_some());
     // The workspace is gone: nothing is left behind in the work dir.
     assert_eq!(std::fs::read_dir(work.path()).unwrap().count(), 0);
 }

@@ -14,6 +14,10 @@
 //! reconcile: fewer rows now means someone deleted rows (Codex drops rows whose file is
 //! briefly missing), and every directory is listed again.
 //!
+//! Listing runs it thoroughly (the guarantee that a listing shows every rollout); startup
+//! runs it incrementally, and on its first run only records the signatures (see
+//! [`ReconcileMode`]).
+//!
 //! What it writes: a row for each rollout whose thread has no row (insert-if-absent, so a
 //! live row is never overwritten); rows that exist but point elsewhere are left to
 //! lookup's verified read-repair. Rollout files are only read.
@@ -27,7 +31,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use crate::rollout::head::read_session_meta_head;
-use crate::rollout::layout::{is_rollout_file_name, Root};
+use crate::rollout::layout::{is_rollout_file_name, parse_rollout_file_name, Root};
 use crate::rollout::metadata::extract_metadata;
 use crate::state::{threads, StateDbHandle, StateError};
 
@@ -39,6 +43,19 @@ pub const SEEN_ROWS_TABLE: &str = "statedb_harness_seen_rows";
 /// A directory modified less than this long before it was listed is listed again next
 /// time: a file added within the same filesystem timestamp tick would not change it.
 const RACY_WINDOW_NS: i128 = 2_000_000_000;
+
+/// Who reconciles, which decides how thorough it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReconcileMode {
+    /// The first page of a listing: the guarantee. Lists directories never seen, changed,
+    /// or too recently modified to trust, and everything when rows disappeared or on the
+    /// first run.
+    Listing,
+    /// Startup: incremental only. Lists directories never seen or whose signature changed;
+    /// on the first run (no bookkeeping yet) it only records the signatures, so startup
+    /// never re-indexes a whole home (the backfill and lookups own that).
+    Startup,
+}
 
 /// What one reconcile did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
@@ -160,7 +177,10 @@ fn relative(home: &Path, path: &Path) -> String {
 }
 
 /// Indexes rollouts the DB has not seen. Writes nothing when nothing changed.
-pub fn reconcile_new_rollouts(rt: &StateDbHandle) -> Result<ReconcileOutcome, StateError> {
+pub fn reconcile_new_rollouts(
+    rt: &StateDbHandle,
+    mode: ReconcileMode,
+) -> Result<ReconcileOutcome, StateError> {
     let ctx = rt.context().clone();
     let mut outcome = ReconcileOutcome::default();
     if !ctx.decisions().index_new_rollouts() {
@@ -169,10 +189,13 @@ pub fn reconcile_new_rollouts(rt: &StateDbHandle) -> Result<ReconcileOutcome, St
     let home = rt.codex_home().to_path_buf();
     let seen = rt.read("reconcile", load_seen)?;
     let rows_now = rt.thread_count()?;
+    let first_run = seen.is_none();
     let (stored, full) = match seen {
-        Some((map, rows_seen)) => (map, rows_now < rows_seen),
-        None => (HashMap::new(), true),
+        Some((map, rows_seen)) => (map, mode == ReconcileMode::Listing && rows_now < rows_seen),
+        None => (HashMap::new(), mode == ReconcileMode::Listing),
     };
+    // On its first run, startup only records what is there.
+    let prime_only = first_run && mode == ReconcileMode::Startup;
     outcome.full = full;
     let children: HashMap<&str, Vec<&str>> =
         stored.iter().fold(HashMap::new(), |mut acc, (dir, rec)| {
@@ -197,7 +220,12 @@ pub fn reconcile_new_rollouts(rt: &StateDbHandle) -> Result<ReconcileOutcome, St
             outcome.dirs_checked += 1;
             let key = relative(&home, &dir);
             let sig = signature_of(&meta);
-            let unchanged = !full && stored.get(&key).is_some_and(|r| r.sig == Some(sig));
+            let known = stored.get(&key);
+            let unchanged = !prime_only && !full && known.is_some_and(|r| r.sig == Some(sig));
+            // A racy directory (modified too close to its last listing to trust) is listed
+            // again; at startup only for its sub-directories, its files are left to listing.
+            let take_files = !prime_only
+                && (mode == ReconcileMode::Listing || known.is_none_or(|r| r.sig.is_some()));
             if unchanged {
                 for child in children.get(key.as_str()).into_iter().flatten() {
                     stack.push((home.join(child), Some(key.clone())));
@@ -214,7 +242,8 @@ pub fn reconcile_new_rollouts(rt: &StateDbHandle) -> Result<ReconcileOutcome, St
                     let path = entry.path();
                     if kind.is_dir() {
                         stack.push((path, Some(key.clone())));
-                    } else if kind.is_file()
+                    } else if take_files
+                        && kind.is_file()
                         && entry.file_name().to_str().is_some_and(is_rollout_file_name)
                     {
                         candidates.push((path, root));
@@ -241,11 +270,26 @@ pub fn reconcile_new_rollouts(rt: &StateDbHandle) -> Result<ReconcileOutcome, St
             .map(|r| (r.id, r.rollout_path))
             .collect()
     };
+    // A file is indexed when the row of the thread its name carries points at it (a row
+    // of another thread pointing there — a stale row — does not count).
+    let known_pairs: HashSet<(Uuid, &Path)> =
+        known.iter().map(|(id, p)| (*id, p.as_path())).collect();
     let known_paths: HashSet<&Path> = known.values().map(PathBuf::as_path).collect();
+    let is_indexed = |path: &Path| {
+        let named = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(parse_rollout_file_name)
+            .map(|n| n.id);
+        match named {
+            Some(id) => known_pairs.contains(&(id, path)),
+            None => known_paths.contains(path),
+        }
+    };
     let mut new_rows = Vec::new();
     let mut claimed: HashSet<Uuid> = HashSet::new();
     for (path, root) in &candidates {
-        if known_paths.contains(path.as_path()) {
+        if is_indexed(path) {
             continue;
         }
         outcome.candidates += 1;
@@ -256,6 +300,16 @@ pub fn reconcile_new_rollouts(rt: &StateDbHandle) -> Result<ReconcileOutcome, St
         else {
             continue;
         };
+        // Only a file named for the thread its head names: anything else is lookup's to
+        // judge (a mismatched or foreign file is never indexed from here).
+        let named = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(parse_rollout_file_name)
+            .map(|n| n.id);
+        if named != Some(id) {
+            continue;
+        }
         if known.contains_key(&id) || !claimed.insert(id) {
             continue;
         }
@@ -332,8 +386,8 @@ pub fn reconcile_new_rollouts(rt: &StateDbHandle) -> Result<ReconcileOutcome, St
 }
 
 /// [`reconcile_new_rollouts`] for callers that must go on without it: errors are logged.
-pub fn reconcile_or_warn(rt: &StateDbHandle, during: &str) {
-    if let Err(err) = reconcile_new_rollouts(rt) {
+pub fn reconcile_or_warn(rt: &StateDbHandle, mode: ReconcileMode, during: &str) {
+    if let Err(err) = reconcile_new_rollouts(rt, mode) {
         tracing::warn!("state db reconcile during {during} failed: {err}; continuing");
     }
 }

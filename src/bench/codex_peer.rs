@@ -83,9 +83,13 @@ impl Pair {
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct ReadyPair {
     pub procs: usize,
-    pub codex_ms: f64,
+    /// `None` when a Codex start failed (see `codex_failed`).
+    pub codex_ms: Option<f64>,
     pub reference_ms: f64,
     pub ratio: Option<f64>,
+    /// Why a Codex start failed (e.g. its startup gate timed out), when one did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub codex_failed: Option<String>,
 }
 
 /// Locates Codex or says why the family is skipped.
@@ -136,8 +140,8 @@ pub fn measure(
     let mut all_ready = Vec::new();
     for &n in procs {
         progress.note(format!("codex peer: {n} concurrent starts"));
-        let (codex_ms, reference_ms) = if n == 1 {
-            (millis(codex_first), millis(ref_first))
+        let (codex, reference) = if n == 1 {
+            (Ok(codex_first), Ok(ref_first))
         } else {
             let d = fresh(ws, "codex-ready")?;
             let c = rt.block_on(all_ready_codex(codex, home, &d, n));
@@ -145,13 +149,21 @@ pub fn measure(
             let d = fresh(ws, "reference-ready")?;
             let r = all_ready_reference(binary, home, &d, n);
             remove_dir(&d);
-            (millis(c?), millis(r?))
+            (c, r)
+        };
+        let reference_ms = millis(reference?);
+        // A Codex start that fails (its own 30 s gate timing out behind a slow first
+        // start) is a finding, not a reason to lose the other figures.
+        let (codex_ms, codex_failed) = match codex {
+            Ok(d) => (Some(millis(d)), None),
+            Err(e) => (None, Some(e.lines().next().unwrap_or_default().to_string())),
         };
         all_ready.push(ReadyPair {
             procs: n,
-            ratio: ratio(codex_ms, reference_ms),
+            ratio: codex_ms.and_then(|c| ratio(c, reference_ms)),
             codex_ms,
             reference_ms,
+            codex_failed,
         });
     }
     Ok(CodexPeerFigures {
@@ -192,7 +204,14 @@ async fn all_ready_codex(
     let servers = futures_join_all(starts).await;
     let mut live = Vec::new();
     for s in servers {
-        live.push(s.map_err(|e| format!("Codex app-server did not start: {e}"))?);
+        live.push(s.map_err(|e| {
+            let text = e.to_string();
+            let gate = text.lines().find(|l| l.contains("timed out waiting"));
+            format!(
+                "Codex app-server did not start: {}",
+                gate.unwrap_or_else(|| text.lines().next().unwrap_or_default())
+            )
+        })?);
     }
     let db = sqlite_home.join(crate::state::STATE_DB_FILENAME);
     loop {

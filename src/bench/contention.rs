@@ -10,6 +10,7 @@
 //! integration tests pass `env!("CARGO_BIN_EXE_statedb-harness")` (which Cargo only sets
 //! for those targets, never for the library).
 
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Instant;
@@ -45,6 +46,9 @@ pub struct ContentionRun {
     pub procs: usize,
     /// First spawn to last exit, ms.
     pub all_ready_ms: Stat,
+    /// From the owner's exit to the last process's exit (the waiters' wake-up lag plus
+    /// their own exit), ms; goal: within 50 ms.
+    pub wake_lag_ms: Option<Stat>,
     /// `all_ready_ms` / the same for the smallest process count (medians).
     pub ratio_to_fewest: Option<f64>,
     /// Every process of every repeat printed `"ready": true`.
@@ -70,6 +74,7 @@ pub fn measure(
         ));
         let mut wall = Vec::new();
         let mut ran_counts = Vec::new();
+        let mut lags = Vec::new();
         let mut all_ready = true;
         for _ in 0..repeats.max(1) {
             let db = ws
@@ -77,14 +82,16 @@ pub fn measure(
                 .map_err(|e| format!("cannot create a DB directory: {e}"))?;
             let outcome = run_once(&opts.binary, &home.codex_home, &db, procs);
             remove_dir(&db);
-            let (ms, ready, ran) = outcome?;
+            let (ms, ready, ran, lag) = outcome?;
             wall.push(ms);
+            lags.extend(lag);
             all_ready &= ready;
             ran_counts.push(ran);
         }
         runs.push(ContentionRun {
             procs,
             all_ready_ms: Stat::from_samples(wall).ok_or("no contention samples")?,
+            wake_lag_ms: Stat::from_samples(lags),
             ratio_to_fewest: None,
             all_ready,
             exactly_one_ran: ran_counts.iter().all(|&n| n == 1),
@@ -107,13 +114,14 @@ pub fn measure(
     })
 }
 
-/// Starts `procs` processes, waits for all; returns (wall ms, all ready, count of ran).
+/// Starts `procs` processes, waits for all; returns (wall ms, all ready, count of ran, ms
+/// from the owner's exit to the last exit).
 fn run_once(
     binary: &Path,
     codex_home: &Path,
     sqlite_home: &Path,
     procs: usize,
-) -> Result<(f64, bool, usize), String> {
+) -> Result<(f64, bool, usize, Option<f64>), String> {
     let started = Instant::now();
     let mut children = Vec::with_capacity(procs);
     for _ in 0..procs {
@@ -140,33 +148,51 @@ fn run_once(
             }
         }
     }
-    let mut outputs = Vec::with_capacity(procs);
-    for child in children {
-        outputs.push(
-            child
-                .wait_with_output()
-                .map_err(|e| format!("cannot wait for an init process: {e}"))?,
-        );
+    // Reap by polling so each exit gets its own time (the owner's vs the waiters').
+    let mut exits: Vec<Option<(Instant, std::process::ExitStatus)>> = vec![None; procs];
+    while exits.iter().any(Option::is_none) {
+        for (child, exit) in children.iter_mut().zip(exits.iter_mut()) {
+            if exit.is_none() {
+                match child.try_wait() {
+                    Ok(Some(status)) => *exit = Some((Instant::now(), status)),
+                    Ok(None) => {}
+                    Err(e) => return Err(format!("cannot wait for an init process: {e}")),
+                }
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
     }
     let wall = millis(started.elapsed());
     let mut all_ready = true;
     let mut ran = 0;
-    for out in &outputs {
-        let text = String::from_utf8_lossy(&out.stdout);
-        let json: serde_json::Value = match serde_json::from_str(text.trim()) {
+    let mut owner_exit = None;
+    let mut last_exit = started;
+    for (child, exit) in children.iter_mut().zip(&exits) {
+        let Some((at, status)) = *exit else { continue };
+        let mut stdout = String::new();
+        let mut stderr = String::new();
+        if let Some(mut out) = child.stdout.take() {
+            let _ = out.read_to_string(&mut stdout);
+        }
+        if let Some(mut err) = child.stderr.take() {
+            let _ = err.read_to_string(&mut stderr);
+        }
+        let json: serde_json::Value = match serde_json::from_str(stdout.trim()) {
             Ok(v) => v,
             Err(_) => {
                 return Err(format!(
-                    "init process exited with {} and printed no JSON; stderr: {}",
-                    out.status,
-                    String::from_utf8_lossy(&out.stderr).trim()
+                    "init process exited with {status} and printed no JSON; stderr: {}",
+                    stderr.trim()
                 ))
             }
         };
-        all_ready &= out.status.success() && json["ready"] == serde_json::Value::Bool(true);
+        all_ready &= status.success() && json["ready"] == serde_json::Value::Bool(true);
         if json["backfill"]["ran"] == serde_json::Value::Bool(true) {
             ran += 1;
+            owner_exit = Some(at);
         }
+        last_exit = last_exit.max(at);
     }
-    Ok((wall, all_ready, ran))
+    let wake_lag = owner_exit.map(|owner| millis(last_exit.saturating_duration_since(owner)));
+    Ok((wall, all_ready, ran, wake_lag))
 }

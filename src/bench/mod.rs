@@ -53,6 +53,8 @@ const CODEX_PROCS: [usize; 3] = [1, 2, 4];
 pub const DB_HIT_RATIO_GOAL: f64 = 2.0;
 /// Largest all-ready time of N concurrent starts / that of the fewest.
 pub const CONTENTION_RATIO_GOAL: f64 = 1.2;
+/// Largest time from the owner's exit to the last waiter's, ms.
+pub const WAKE_LAG_GOAL_MS: f64 = 50.0;
 /// Largest peak RSS of one `init` process, MiB.
 pub const RSS_GOAL_MB: f64 = 200.0;
 /// Largest catalog wall time / its waits.
@@ -513,6 +515,19 @@ fn goals(report: &BenchReport) -> Vec<Goal> {
         format!("all-ready time of N concurrent starts <= {CONTENTION_RATIO_GOAL} x the fewest"),
         &ready_ratios,
         CONTENTION_RATIO_GOAL,
+        "processes",
+    ));
+    let lags: Vec<(usize, f64)> = report
+        .contention
+        .iter()
+        .flat_map(|c| c.runs.iter())
+        .filter(|r| r.procs > 1)
+        .filter_map(|r| r.wake_lag_ms.as_ref().map(|l| (r.procs, l.median)))
+        .collect();
+    goals.push(worst_goal(
+        format!("waiters ready within {WAKE_LAG_GOAL_MS} ms of the owner's exit"),
+        &lags,
+        WAKE_LAG_GOAL_MS,
         "processes",
     ));
     let rss: Vec<(usize, f64)> = report

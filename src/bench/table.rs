@@ -173,16 +173,21 @@ pub fn render(r: &BenchReport) -> String {
             );
             let _ = writeln!(
                 out,
-                "  {:>5}  {:>12}  {:>9}  {:>16}  {:>9}",
-                "procs", "all ready", "vs fewest", "exactly one ran", "all ready"
+                "  {:>5}  {:>12}  {:>9}  {:>12}  {:>16}  {:>9}",
+                "procs", "all ready", "vs fewest", "wake lag", "exactly one ran", "all ready"
             );
             for run in &c.runs {
+                let lag = run
+                    .wake_lag_ms
+                    .as_ref()
+                    .map_or("-".to_string(), |l| format!("{:.0} ms", l.median));
                 let _ = writeln!(
                     out,
-                    "  {:>5}  {:>9.0} ms  {:>9}  {:>16}  {:>9}",
+                    "  {:>5}  {:>9.0} ms  {:>9}  {:>12}  {:>16}  {:>9}",
                     run.procs,
                     run.all_ready_ms.median,
                     ratio(run.ratio_to_fewest),
+                    lag,
                     if run.exactly_one_ran { "yes" } else { "NO" },
                     if run.all_ready { "yes" } else { "NO" }
                 );
@@ -265,14 +270,20 @@ fn codex_peers(out: &mut String, c: &super::codex_peer::CodexPeerReport) {
             );
         }
         for a in &f.all_ready {
+            let codex = a
+                .codex_ms
+                .map_or("failed".to_string(), |ms| format!("{ms:.0} ms"));
             let _ = writeln!(
                 out,
-                "  {:<44}  {:>9.0} ms  {:>9.0} ms  {:>8}",
+                "  {:<44}  {:>12}  {:>9.0} ms  {:>8}",
                 format!("all ready, {} concurrent starts", a.procs),
-                a.codex_ms,
+                codex,
                 a.reference_ms,
                 ratio(a.ratio)
             );
+            if let Some(why) = &a.codex_failed {
+                let _ = writeln!(out, "    Codex: {why}");
+            }
         }
     }
     for e in &c.errors {

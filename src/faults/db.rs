@@ -82,6 +82,11 @@ fn set_lease_owner(
     at_ms: i64,
     expires_at_ms: i64,
 ) -> Result<(), String> {
+    // A DB the harness never wrote (Codex's own) has no owner table: Codex's lease is only
+    // the status and `updated_at`, already set.
+    if !crate::state::schema::has_harness_tables(conn).map_err(|e| e.to_string())? {
+        return Ok(());
+    }
     conn.execute(
         &format!(
             "INSERT INTO {} (id, owner_id, owner_pid, owner_host, claimed_at_ms, heartbeat_at_ms,

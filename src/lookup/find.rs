@@ -120,6 +120,7 @@ pub fn find_thread_path_in(
     scope: Scope,
 ) -> LookupResult {
     let result = lookup(ctx, handle, codex_home, id, scope);
+    // Building the event allocates; a process without a sink (the CLI) skips it.
     if ctx.events().is_recording() {
         ctx.emit(
             kinds::LOOKUP,
@@ -203,38 +204,18 @@ fn lookup(
     }
 }
 
-/// The hot path first: the in-scope path alone (one narrow point query, no row decoding)
-/// and its head. A hit verified there is final; anything else is judged again from the
-/// whole row (which a repair needs as its compare-and-swap value) by [`judge_row`].
 fn ask_db(ctx: &Arc<ProcessContext>, rt: &StateDbHandle, uuid: Uuid, scope: Scope) -> DbAnswer {
-    let db_error = |err: &dyn std::fmt::Display| {
-        tracing::warn!("state db find_rollout_path_by_id failed during find_path_query: {err}");
-        DbAnswer::Fallback {
-            reason: FallbackReason::DbError,
-            unverified: None,
-            row: None,
-        }
-    };
-    let path = match rt.find_rollout_path_by_id(uuid, scope) {
-        Ok(path) => path,
-        Err(err) => return db_error(&err),
-    };
-    if let Some(path) = path.filter(|p| verifies_in_scope(rt, p, uuid, scope)) {
-        return match ctx.failpoint(Failpoint::LookupAfterDbRead) {
-            Ok(()) => DbAnswer::Verified(path),
-            Err(_) => DbAnswer::Fallback {
+    let row = match rt.get_thread(uuid) {
+        Ok(row) => row,
+        Err(err) => {
+            tracing::warn!("state db find_rollout_path_by_id failed during find_path_query: {err}");
+            return DbAnswer::Fallback {
                 reason: FallbackReason::DbError,
                 unverified: None,
                 row: None,
-            },
-        };
-    }
-    let row = match rt.get_thread(uuid) {
-        Ok(row) => row,
-        Err(err) => return db_error(&err),
+            };
+        }
     };
-    // After the row read, so a row changed while this lookup decides is seen by the
-    // repair's compare-and-swap, not by this read.
     if ctx.failpoint(Failpoint::LookupAfterDbRead).is_err() {
         return DbAnswer::Fallback {
             reason: FallbackReason::DbError,
@@ -242,30 +223,6 @@ fn ask_db(ctx: &Arc<ProcessContext>, rt: &StateDbHandle, uuid: Uuid, scope: Scop
             row,
         };
     }
-    judge_row(ctx, rt, uuid, scope, row)
-}
-
-/// The file at `path` is thread `uuid`'s (by its head) and lies under the scope's root
-/// of this home.
-fn verifies_in_scope(rt: &StateDbHandle, path: &Path, uuid: Uuid, scope: Scope) -> bool {
-    let head_ok = read_session_meta_head(path).is_ok_and(|h| h.thread_id() == Some(uuid));
-    head_ok
-        && match (scope.archived_filter(), root_of(rt.codex_home(), path)) {
-            (Some(want_archived), Some(root)) => root.is_archived() == want_archived,
-            (None, Some(_)) => true,
-            // Outside this home's roots (a moved or copied home): never a hot-path answer.
-            (_, None) => false,
-        }
-}
-
-/// Judges the whole row: scope, a missing file, the variant's trust, the head, the root.
-fn judge_row(
-    ctx: &Arc<ProcessContext>,
-    rt: &StateDbHandle,
-    uuid: Uuid,
-    scope: Scope,
-    row: Option<ThreadMetadata>,
-) -> DbAnswer {
     let in_scope = row
         .as_ref()
         .filter(|r| scope.archived_filter().is_none_or(|a| a == r.is_archived()));

@@ -14,7 +14,7 @@ use chrono::{DateTime, NaiveDateTime, SecondsFormat, Utc};
 use uuid::Uuid;
 
 use super::find::{find_thread_path, LookupSource};
-use crate::backfill::reconcile::reconcile_or_warn;
+use crate::backfill::reconcile::{reconcile_or_warn, ReconcileMode};
 use crate::process::ProcessContext;
 use crate::rollout::head::read_session_meta_head;
 use crate::rollout::layout::{
@@ -164,7 +164,7 @@ fn list_threads_as(
             // The first page first indexes rollouts that appeared behind the DB's back,
             // so the listing shows every rollout of its scope (later pages keep the set).
             if req.cursor.is_none() {
-                reconcile_or_warn(rt, "list_threads");
+                reconcile_or_warn(rt, ReconcileMode::Listing, "list_threads");
             }
             list_db(rt, req, anchor)
         }

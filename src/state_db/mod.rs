@@ -153,7 +153,11 @@ fn try_init_once(ctx: &Arc<ProcessContext>, cfg: &StateDbConfig) -> Result<InitR
             // Rollouts that appeared after the backfill completed get their rows now (a
             // process that just ran the backfill has scanned the roots itself).
             if !report.backfill.ran {
-                crate::backfill::reconcile::reconcile_or_warn(&report.handle, "startup");
+                crate::backfill::reconcile::reconcile_or_warn(
+                    &report.handle,
+                    crate::backfill::reconcile::ReconcileMode::Startup,
+                    "startup",
+                );
             }
             ctx.emit(
                 kinds::GATE_READY,
