@@ -16,7 +16,7 @@ pub const DEFECT: Defect = Defect {
     killed_by: &[
         ExpectedKill {
             scenario: "init_reconciles_rollouts_added_after_backfill",
-            failure: "step 2 (expect_backfill): expected 4 rows, got 3",
+            failure: "(expect_backfill): expected 4 rows, got 3",
         },
         ExpectedKill {
             scenario: "list_rollouts_added_after_backfill",
