@@ -421,11 +421,7 @@ fn lookup_expectations_and_the_foreign_file_invariant_fail_on_a_wrong_answer() {
         ..Default::default()
     };
     proves(&lookup("{ path = \"t0\" }"), foreign.clone(), "(t0), got");
-    proves(
-        &lookup("{ ok = true }"),
-        foreign,
-        "whose head claims",
-    );
+    proves(&lookup("{ ok = true }"), foreign, "whose head claims");
     proves(
         &lookup("{ elapsed_max = \"1s\" }"),
         Bends {
