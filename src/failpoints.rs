@@ -4,8 +4,10 @@
 //! A `FailpointSet` belongs to one `ProcessContext` (never a global registry), so tasks in one
 //! process and tests running in parallel never see each other's failpoints. Child processes
 //! get theirs explicitly as `--failpoint` arguments. Actions are a closed enum; nothing runs
-//! arbitrary code. A `pause` ends when its release file appears (the runner's "release" step)
-//! or when its duration runs out, so a paused worker can always be stopped.
+//! arbitrary code. A `pause` ends when its worker's release file appears (the runner's
+//! "release" step, which names one worker) or when its duration runs out, so a paused worker
+//! can always be stopped. A pause consumes the release file it ends on, so the next hit of
+//! the same failpoint pauses again until released again.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -19,41 +21,84 @@ use serde_json::json;
 use crate::events::{kinds, EventSink};
 use crate::timing::{format_duration, parse_duration};
 
-/// Every failpoint the reference code declares, with where it sits.
-pub const KNOWN_FAILPOINTS: &[(&str, &str)] = &[
-    (
-        "init.after_open",
-        "after the state runtime is opened, before the backfill gate",
-    ),
-    (
-        "gate.before_poll",
-        "in the startup gate, before each re-read of the backfill state",
-    ),
-    (
-        "backfill.after_claim",
-        "right after this process claimed the backfill lease",
-    ),
-    (
-        "backfill.after_batch",
-        "after each committed batch of rows (hit N = batch N)",
-    ),
-    (
-        "backfill.before_complete",
-        "after the last batch, before marking the backfill complete",
-    ),
-    (
-        "backfill.heartbeat",
-        "in the heartbeat thread, before each lease refresh",
-    ),
-    (
-        "lookup.after_db_read",
-        "in a lookup, after the DB row was read",
-    ),
-    (
-        "repair.after_read",
-        "inside the read-repair write transaction, between its read and its write",
-    ),
-];
+/// Every failpoint the reference code declares. Code names them by variant, so a typo does
+/// not compile; scenario files and `--failpoint` arguments name them by their dotted string.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    serde::Serialize,
+    serde::Deserialize,
+    strum::EnumIter,
+    strum::IntoStaticStr,
+    strum::EnumMessage,
+)]
+pub enum Failpoint {
+    /// After the state runtime is opened, before the backfill gate.
+    #[strum(serialize = "init.after_open")]
+    #[serde(rename = "init.after_open")]
+    InitAfterOpen,
+    /// In the startup gate, before each re-read of the backfill state.
+    #[strum(serialize = "gate.before_poll")]
+    #[serde(rename = "gate.before_poll")]
+    GateBeforePoll,
+    /// Right after this process claimed the backfill lease.
+    #[strum(serialize = "backfill.after_claim")]
+    #[serde(rename = "backfill.after_claim")]
+    BackfillAfterClaim,
+    /// After each committed batch of rows (hit N = batch N).
+    #[strum(serialize = "backfill.after_batch")]
+    #[serde(rename = "backfill.after_batch")]
+    BackfillAfterBatch,
+    /// After the last batch, before marking the backfill complete.
+    #[strum(serialize = "backfill.before_complete")]
+    #[serde(rename = "backfill.before_complete")]
+    BackfillBeforeComplete,
+    /// Before each lease refresh of the heartbeat.
+    #[strum(serialize = "backfill.heartbeat")]
+    #[serde(rename = "backfill.heartbeat")]
+    BackfillHeartbeat,
+    /// In a lookup, after the DB row was read.
+    #[strum(serialize = "lookup.after_db_read")]
+    #[serde(rename = "lookup.after_db_read")]
+    LookupAfterDbRead,
+    /// Inside the read-repair write transaction, between its read and its write.
+    #[strum(serialize = "repair.after_read")]
+    #[serde(rename = "repair.after_read")]
+    RepairAfterRead,
+}
+
+impl Failpoint {
+    pub fn name(self) -> &'static str {
+        self.into()
+    }
+
+    /// Where the failpoint sits (its doc comment).
+    pub fn place(self) -> &'static str {
+        strum::EnumMessage::get_documentation(&self).unwrap_or("")
+    }
+}
+
+impl fmt::Display for Failpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Failpoint {
+    type Err = String;
+
+    fn from_str(name: &str) -> Result<Self, String> {
+        use strum::IntoEnumIterator;
+        Failpoint::iter().find(|f| f.name() == name).ok_or_else(|| {
+            let valid: Vec<&str> = Failpoint::iter().map(Failpoint::name).collect();
+            format!("unknown failpoint '{name}' (valid: {})", valid.join(", "))
+        })
+    }
+}
 
 /// What a failpoint does when it fires.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -122,7 +167,7 @@ impl FromStr for FailAction {
 /// One configured failpoint: `name[@N]=action`; `@N` fires only on the N-th hit.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct FailpointSpec {
-    pub name: String,
+    pub name: Failpoint,
     pub action: FailAction,
     pub on_hit: Option<u64>,
 }
@@ -155,26 +200,17 @@ impl FromStr for FailpointSpec {
             }
             None => (lhs, None),
         };
-        validate_name(name)?;
         Ok(FailpointSpec {
-            name: name.to_string(),
+            name: name.parse()?,
             action: action.parse()?,
             on_hit,
         })
     }
 }
 
-/// Checks a failpoint name against [`KNOWN_FAILPOINTS`], listing the valid ones on error.
+/// Checks a failpoint name, listing the valid ones on error.
 pub fn validate_name(name: &str) -> Result<(), String> {
-    if KNOWN_FAILPOINTS.iter().any(|(known, _)| *known == name) {
-        Ok(())
-    } else {
-        let valid: Vec<&str> = KNOWN_FAILPOINTS.iter().map(|(n, _)| *n).collect();
-        Err(format!(
-            "unknown failpoint '{name}' (valid: {})",
-            valid.join(", ")
-        ))
-    }
+    name.parse::<Failpoint>().map(|_| ())
 }
 
 /// How a process reacts to `exit` and `kill`.
@@ -191,16 +227,16 @@ pub enum DeathMode {
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum FailpointError {
     #[error("failpoint {name} injected an error: {message}")]
-    Injected { name: String, message: String },
+    Injected { name: Failpoint, message: String },
     #[error("failpoint {name} killed the worker")]
-    Killed { name: String },
+    Killed { name: Failpoint },
 }
 
 /// The failpoints of one process context.
 #[derive(Debug)]
 pub struct FailpointSet {
     specs: Vec<FailpointSpec>,
-    hits: Mutex<HashMap<String, u64>>,
+    hits: Mutex<HashMap<Failpoint, u64>>,
     release_dir: Option<PathBuf>,
     death: DeathMode,
 }
@@ -229,14 +265,26 @@ impl FailpointSet {
         self.specs.is_empty()
     }
 
-    /// The file whose creation releases a paused failpoint.
-    pub fn release_file(release_dir: &std::path::Path, name: &str) -> PathBuf {
-        release_dir.join(format!("{name}.release"))
+    /// The file whose creation releases `worker`'s pause at failpoint `name` (one worker's,
+    /// never every worker paused there).
+    pub fn release_file(release_dir: &std::path::Path, worker: &str, name: &str) -> PathBuf {
+        release_dir.join(format!("{worker}@{name}.release"))
+    }
+
+    /// The file whose creation ends every pause under `release_dir`, now and later: the
+    /// runner's teardown, so no worker is left hanging whatever it hits next.
+    pub fn release_all_file(release_dir: &std::path::Path) -> PathBuf {
+        release_dir.join("ALL.release")
     }
 
     /// Evaluates failpoint `name`. Blocking (it may sleep or pause); callers on async
     /// threads run it inside `spawn_blocking` like every other state-layer call.
-    pub fn hit(&self, name: &str, events: &EventSink, worker: &str) -> Result<(), FailpointError> {
+    pub fn hit(
+        &self,
+        name: Failpoint,
+        events: &EventSink,
+        worker: &str,
+    ) -> Result<(), FailpointError> {
         if self.specs.is_empty() {
             return Ok(());
         }
@@ -245,7 +293,7 @@ impl FailpointSet {
                 Ok(h) => h,
                 Err(poisoned) => poisoned.into_inner(),
             };
-            let n = hits.entry(name.to_string()).or_insert(0);
+            let n = hits.entry(name).or_insert(0);
             *n += 1;
             *n
         };
@@ -259,27 +307,25 @@ impl FailpointSet {
         events.emit(
             worker,
             kinds::FAILPOINT_FIRED,
-            json!({"name": name, "hit": hit_number, "action": spec.action.to_string()}),
+            json!({"name": name.name(), "hit": hit_number, "action": spec.action.to_string()}),
         );
-        tracing::info!(failpoint = name, hit = hit_number, action = %spec.action, "failpoint fired");
+        tracing::info!(failpoint = name.name(), hit = hit_number, action = %spec.action, "failpoint fired");
         match &spec.action {
             FailAction::Sleep(d) => {
                 std::thread::sleep(*d);
                 Ok(())
             }
             FailAction::Pause(d) => {
-                self.pause(name, *d);
+                self.pause(worker, name, *d);
                 Ok(())
             }
             FailAction::Error(message) => Err(FailpointError::Injected {
-                name: name.to_string(),
+                name,
                 message: message.clone(),
             }),
             FailAction::Exit(code) => match self.death {
                 DeathMode::RealProcess => std::process::exit(*code),
-                DeathMode::Simulated => Err(FailpointError::Killed {
-                    name: name.to_string(),
-                }),
+                DeathMode::Simulated => Err(FailpointError::Killed { name }),
             },
             FailAction::Kill => match self.death {
                 DeathMode::RealProcess => {
@@ -289,21 +335,27 @@ impl FailpointSet {
                     }
                     std::process::abort()
                 }
-                DeathMode::Simulated => Err(FailpointError::Killed {
-                    name: name.to_string(),
-                }),
+                DeathMode::Simulated => Err(FailpointError::Killed { name }),
             },
         }
     }
 
-    fn pause(&self, name: &str, max: Duration) {
+    fn pause(&self, worker: &str, name: Failpoint, max: Duration) {
         let started = Instant::now();
         let release = self
             .release_dir
             .as_deref()
-            .map(|dir| Self::release_file(dir, name));
+            .map(|dir| Self::release_file(dir, worker, name.name()));
+        let release_all = self.release_dir.as_deref().map(Self::release_all_file);
         while started.elapsed() < max {
-            if release.as_deref().is_some_and(|f| f.exists()) {
+            if release_all.as_deref().is_some_and(|f| f.exists()) {
+                return;
+            }
+            // Consuming the file is what ends the pause: a release frees one pause, once.
+            if release
+                .as_deref()
+                .is_some_and(|f| std::fs::remove_file(f).is_ok())
+            {
                 return;
             }
             std::thread::sleep(Duration::from_millis(5).min(max - started.elapsed()));
@@ -347,10 +399,12 @@ mod tests {
             DeathMode::Simulated,
         );
         let (sink, events) = EventSink::memory();
-        assert!(set.hit("backfill.after_batch", &sink, "w").is_ok());
-        let err = set.hit("backfill.after_batch", &sink, "w").unwrap_err();
+        assert!(set.hit(Failpoint::BackfillAfterBatch, &sink, "w").is_ok());
+        let err = set
+            .hit(Failpoint::BackfillAfterBatch, &sink, "w")
+            .unwrap_err();
         assert!(matches!(err, FailpointError::Injected { .. }));
-        assert!(set.hit("backfill.after_batch", &sink, "w").is_ok());
+        assert!(set.hit(Failpoint::BackfillAfterBatch, &sink, "w").is_ok());
         assert_eq!(events.lock().unwrap().len(), 1);
     }
 
@@ -362,12 +416,12 @@ mod tests {
             DeathMode::Simulated,
         );
         let err = set
-            .hit("backfill.after_claim", &EventSink::Null, "w")
+            .hit(Failpoint::BackfillAfterClaim, &EventSink::Null, "w")
             .unwrap_err();
         assert_eq!(
             err,
             FailpointError::Killed {
-                name: "backfill.after_claim".into()
+                name: Failpoint::BackfillAfterClaim
             }
         );
     }
@@ -380,15 +434,54 @@ mod tests {
             Some(dir.path().to_path_buf()),
             DeathMode::Simulated,
         );
-        let release = FailpointSet::release_file(dir.path(), "backfill.after_claim");
+        let release = FailpointSet::release_file(dir.path(), "w", "backfill.after_claim");
         let releaser = std::thread::spawn(move || {
             std::thread::sleep(Duration::from_millis(50));
             std::fs::write(release, b"").unwrap();
         });
         let started = Instant::now();
-        set.hit("backfill.after_claim", &EventSink::Null, "w")
+        set.hit(Failpoint::BackfillAfterClaim, &EventSink::Null, "w")
             .unwrap();
         releaser.join().unwrap();
         assert!(started.elapsed() < Duration::from_secs(10));
+    }
+
+    #[test]
+    fn a_release_frees_one_pause_once_and_the_next_hit_pauses_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let set = FailpointSet::new(
+            vec!["backfill.after_batch=pause(300ms)".parse().unwrap()],
+            Some(dir.path().to_path_buf()),
+            DeathMode::Simulated,
+        );
+        let release = FailpointSet::release_file(dir.path(), "w", "backfill.after_batch");
+        std::fs::write(&release, b"").unwrap();
+        let started = Instant::now();
+        set.hit(Failpoint::BackfillAfterBatch, &EventSink::Null, "w")
+            .unwrap();
+        assert!(started.elapsed() < Duration::from_millis(300));
+        assert!(!release.exists(), "the release was not consumed");
+        // No new release: the second hit waits out its whole pause.
+        let started = Instant::now();
+        set.hit(Failpoint::BackfillAfterBatch, &EventSink::Null, "w")
+            .unwrap();
+        assert!(started.elapsed() >= Duration::from_millis(300));
+    }
+
+    #[test]
+    fn another_workers_release_does_not_free_this_pause() {
+        let dir = tempfile::tempdir().unwrap();
+        let set = FailpointSet::new(
+            vec!["backfill.after_claim=pause(200ms)".parse().unwrap()],
+            Some(dir.path().to_path_buf()),
+            DeathMode::Simulated,
+        );
+        let other = FailpointSet::release_file(dir.path(), "other", "backfill.after_claim");
+        std::fs::write(&other, b"").unwrap();
+        let started = Instant::now();
+        set.hit(Failpoint::BackfillAfterClaim, &EventSink::Null, "w")
+            .unwrap();
+        assert!(started.elapsed() >= Duration::from_millis(200));
+        assert!(other.exists(), "the other worker's release was taken");
     }
 }

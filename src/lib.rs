@@ -25,6 +25,7 @@ pub mod cli;
 pub mod clock;
 pub mod codex;
 pub mod consumers;
+pub mod defects;
 pub mod entrypoints;
 pub mod events;
 pub mod failpoints;

@@ -126,6 +126,12 @@ impl ProcessContext {
     pub fn variant(&self) -> Variant {
         self.variant
     }
+
+    /// The decision points this process runs with (the reference's, unless a seeded-bug
+    /// variant overrides one).
+    pub fn decisions(&self) -> &'static dyn crate::defects::Decisions {
+        self.variant.decisions()
+    }
     pub fn failpoints(&self) -> &FailpointSet {
         &self.failpoints
     }
@@ -139,7 +145,7 @@ impl ProcessContext {
     }
 
     /// Evaluates a failpoint of this process.
-    pub fn failpoint(&self, name: &str) -> Result<(), FailpointError> {
+    pub fn failpoint(&self, name: crate::failpoints::Failpoint) -> Result<(), FailpointError> {
         self.failpoints.hit(name, &self.events, &self.name)
     }
 

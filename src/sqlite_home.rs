@@ -14,7 +14,6 @@
 use std::path::{Path, PathBuf};
 
 use crate::state::{StateDbHandle, STATE_DB_FILENAME};
-use crate::variant::Variant;
 
 /// The desktop app's sub-directory of the codex home holding its sqlite files.
 pub const DESKTOP_SUBDIR: &str = "sqlite";
@@ -54,9 +53,7 @@ pub fn handle_for<'a>(
     during: &str,
 ) -> Option<&'a StateDbHandle> {
     let rt = handle?;
-    if rt.context().variant() == Variant::HandleHomeUnchecked
-        || same_dir(rt.codex_home(), codex_home)
-    {
+    if !rt.context().decisions().handle_home_checked() || same_dir(rt.codex_home(), codex_home) {
         return Some(rt);
     }
     tracing::warn!(

@@ -246,7 +246,7 @@ fn a_repair_never_overwrites_a_row_changed_concurrently() {
         )
         .unwrap();
     std::fs::write(
-        FailpointSet::release_file(release.path(), "lookup.after_db_read"),
+        FailpointSet::release_file(release.path(), "looker", "lookup.after_db_read"),
         b"",
     )
     .unwrap();

@@ -287,3 +287,134 @@ timeout = "10m"
         out.failures
     );
 }
+
+mod broken_layer;
+
+#[test]
+fn a_scenario_whose_run_panics_is_a_failure_with_its_message() {
+    use statedb_harness::scenario::catalog::{run_all, Entry};
+    let entry = |file: &str, name: &str, db: &str| Entry {
+        file: file.into(),
+        scenario: Scenario::parse(
+            Path::new(file),
+            &format!(
+                "name = \"{name}\"\n[home]\nthreads = 1\ndb = \"{db}\"\n\
+                 [[step]]\ndo = \"sleep\"\nfor = \"1ms\"\n"
+            ),
+        )
+        .unwrap_or_else(|e| panic!("{e}")),
+    };
+    let entries = vec![
+        entry("calm.toml", "calm", "none"),
+        entry("panics.toml", "panics", "indexed"),
+        entry("calm2.toml", "calm again", "none"),
+    ];
+    let layer = broken_layer::BrokenLayer::new(broken_layer::Bends {
+        init: Some(std::sync::Arc::new(|_, _| panic!("init exploded"))),
+        ..Default::default()
+    });
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let outcomes = rt.block_on(run_all(
+        layer,
+        &entries,
+        &common::scenario_options(7),
+        2,
+        |_| {},
+    ));
+    let summary: Vec<(&str, Status)> = outcomes
+        .iter()
+        .map(|o| (o.name.as_str(), o.status))
+        .collect();
+    assert_eq!(
+        summary,
+        vec![
+            ("calm", Status::Pass),
+            ("panics", Status::Fail),
+            ("calm again", Status::Pass)
+        ]
+    );
+    assert_eq!(
+        outcomes[1].failures,
+        vec!["the scenario run panicked: init exploded".to_string()]
+    );
+}
+
+/// Two workers paused at one failpoint; the scenario releases RELEASED and then joins
+/// JOINED within a short timeout.
+const TWO_PAUSED: &str = r#"
+name = "release one of two paused workers"
+[home]
+threads = 2
+db = "fresh"
+[[worker]]
+name = "a"
+role = "init"
+failpoints = ["init.after_open=pause(5s)"]
+[[worker]]
+name = "b"
+role = "init"
+failpoints = ["init.after_open=pause(5s)"]
+[[step]]
+do = "start"
+worker = "a"
+[[step]]
+do = "start"
+worker = "b"
+[[step]]
+do = "wait_for"
+worker = "a"
+event = "failpoint:init.after_open"
+[[step]]
+do = "wait_for"
+worker = "b"
+event = "failpoint:init.after_open"
+[[step]]
+do = "release"
+worker = "RELEASED"
+failpoint = "init.after_open"
+[[step]]
+do = "join"
+worker = "JOINED"
+timeout = "2s"
+expect = { ok = true }
+"#;
+
+#[test]
+fn a_release_frees_only_the_worker_it_names() {
+    let out = run(&TWO_PAUSED.replace("RELEASED", "a").replace("JOINED", "a"));
+    assert!(out.failures.is_empty(), "{:?}", out.failures);
+    // Releasing a leaves b paused: joining b must time out, not pass.
+    let out = run(&TWO_PAUSED.replace("RELEASED", "a").replace("JOINED", "b"));
+    assert!(
+        out.failures
+            .iter()
+            .any(|f| f.contains("join b") && f.contains("worker b did not finish within 2s")),
+        "{:?}",
+        out.failures
+    );
+}
+
+#[test]
+fn an_unknown_failpoint_name_in_a_scenario_file_names_the_file_and_the_valid_names() {
+    let err = Scenario::parse(
+        Path::new("scenarios/typo.toml"),
+        r#"
+name = "typo"
+[[worker]]
+name = "w"
+role = "init"
+failpoints = ["backfill.after_clam=pause"]
+[[step]]
+do = "start"
+worker = "w"
+"#,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.starts_with("scenarios/typo.toml"), "{err}");
+    assert!(
+        err.contains("unknown failpoint 'backfill.after_clam'"),
+        "{err}"
+    );
+    assert!(err.contains("backfill.after_claim"), "{err}");
+}

@@ -503,7 +503,7 @@ fn the_heartbeat_keeps_a_paused_owners_lease_live_past_its_length() {
     let err = try_init(&ctx("waiter"), &c).unwrap_err();
     assert!(err.is_timeout(), "{err}");
     std::fs::write(
-        FailpointSet::release_file(release.path(), "backfill.after_claim"),
+        FailpointSet::release_file(release.path(), "owner", "backfill.after_claim"),
         b"",
     )
     .unwrap();

@@ -7,6 +7,7 @@ use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
+use crate::failpoints::Failpoint;
 use crate::state::backfill_state::{fenced_write, report_fenced, FencedWrite};
 use crate::state::{StateDbHandle, StateError};
 use crate::timing::Timings;
@@ -33,7 +34,7 @@ impl Heartbeat {
                     Err(RecvTimeoutError::Timeout) => {}
                 }
                 let ctx = rt.context();
-                if ctx.failpoint("backfill.heartbeat").is_err() {
+                if ctx.failpoint(Failpoint::BackfillHeartbeat).is_err() {
                     // An injected heartbeat failure or death: stop refreshing.
                     return;
                 }

@@ -21,6 +21,7 @@ use std::sync::atomic::Ordering;
 use serde_json::json;
 
 use crate::events::kinds;
+use crate::failpoints::Failpoint;
 use crate::rollout::layout::{watermark_for, Root};
 use crate::rollout::search::collect_rollout_files;
 use crate::state::backfill_state::{
@@ -28,7 +29,6 @@ use crate::state::backfill_state::{
 };
 use crate::state::{threads, StateDbHandle, StateError};
 use crate::timing::Timings;
-use crate::variant::Variant;
 
 use heartbeat::Heartbeat;
 use read_ahead::ReadAhead;
@@ -74,7 +74,7 @@ pub fn run_backfill(rt: &StateDbHandle, timings: &Timings) -> Result<BackfillOut
             "state db backfill already running; skipping duplicate worker");
         return Ok(BackfillOutcome::default());
     }
-    let heartbeat = if ctx.variant() == Variant::HeartbeatPerBatch {
+    let heartbeat = if ctx.decisions().heartbeat_per_batch() {
         None
     } else {
         Some(Heartbeat::start(rt.clone(), who.owner_id.clone(), timings)?)
@@ -116,6 +116,16 @@ pub fn run_backfill(rt: &StateDbHandle, timings: &Timings) -> Result<BackfillOut
     result
 }
 
+/// The seeded per-batch heartbeat's one site: its failpoint fires where its refresh lives
+/// (each batch's checkpoint), so scenarios that inject into the heartbeat meet this variant
+/// too. An injected error ends only the refresh, as it ends the reference's timer thread.
+fn per_batch_heartbeat(ctx: &crate::process::ProcessContext) -> Result<(), StateError> {
+    match ctx.failpoint(Failpoint::BackfillHeartbeat) {
+        Err(e @ crate::failpoints::FailpointError::Killed { .. }) => Err(e.into()),
+        _ => Ok(()),
+    }
+}
+
 fn scan_and_index(
     rt: &StateDbHandle,
     timings: &Timings,
@@ -123,7 +133,11 @@ fn scan_and_index(
     heartbeat: Option<&Heartbeat>,
 ) -> Result<BackfillOutcome, StateError> {
     let ctx = rt.context().clone();
-    ctx.failpoint("backfill.after_claim")?;
+    if heartbeat.is_none() {
+        // The claim is the per-batch heartbeat's first refresh.
+        per_batch_heartbeat(&ctx)?;
+    }
+    ctx.failpoint(Failpoint::BackfillAfterClaim)?;
     let lease_ms = timings.lease.as_millis() as i64;
     let state = rt.backfill_state()?;
     let home = rt.codex_home().to_path_buf();
@@ -163,6 +177,9 @@ fn scan_and_index(
                 path: rt.db_path().to_path_buf(),
                 owner: who.owner_id.clone(),
             });
+        }
+        if heartbeat.is_none() {
+            per_batch_heartbeat(&ctx)?;
         }
         // Read files outside the transaction; hold the write lock only for the inserts.
         let extracted: Vec<_> = batch
@@ -244,10 +261,10 @@ fn scan_and_index(
             kinds::BATCH_DONE,
             json!({"batch": batch_index + 1, "rows": batch.len(), "owner": who.owner_id}),
         );
-        ctx.failpoint("backfill.after_batch")?;
+        ctx.failpoint(Failpoint::BackfillAfterBatch)?;
     }
     drop(read_ahead);
-    ctx.failpoint("backfill.before_complete")?;
+    ctx.failpoint(Failpoint::BackfillBeforeComplete)?;
     if heartbeat.is_some_and(|h| h.lost.load(Ordering::SeqCst)) {
         return Err(StateError::LeaseLost {
             path: rt.db_path().to_path_buf(),

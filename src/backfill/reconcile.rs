@@ -34,7 +34,6 @@ use crate::rollout::head::read_session_meta_head;
 use crate::rollout::layout::{is_rollout_file_name, parse_rollout_file_name, Root};
 use crate::rollout::metadata::extract_metadata;
 use crate::state::{threads, StateDbHandle, StateError};
-use crate::variant::Variant;
 
 /// The harness's own table of directory signatures (relative to the codex home).
 pub const SEEN_DIRS_TABLE: &str = "statedb_harness_seen_dirs";
@@ -184,8 +183,7 @@ pub fn reconcile_new_rollouts(
 ) -> Result<ReconcileOutcome, StateError> {
     let ctx = rt.context().clone();
     let mut outcome = ReconcileOutcome::default();
-    if ctx.variant() == Variant::ListTrustsIndex {
-        // Seeded bug: the index is trusted alone; files added behind its back stay unlisted.
+    if !ctx.decisions().index_new_rollouts() {
         return Ok(outcome);
     }
     let home = rt.codex_home().to_path_buf();

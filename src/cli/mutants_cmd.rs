@@ -31,8 +31,15 @@ pub struct MutantsArgs {
 }
 
 pub fn mutants(args: MutantsArgs) -> ExitCode {
+    if !cfg!(feature = "seeded-bugs") {
+        return usage_error(
+            "this build has no seeded-bug variants; build the kill matrix with \
+             `cargo build --release --features seeded-bugs`"
+                .to_string(),
+        );
+    }
     if args.list {
-        for v in Variant::ALL.iter().filter(|v| !v.is_reference()) {
+        for v in Variant::all().into_iter().filter(|v| !v.is_reference()) {
             println!("{:<26} {}", v.name(), v.description());
         }
         return ExitCode::SUCCESS;
@@ -52,7 +59,7 @@ pub fn mutants(args: MutantsArgs) -> ExitCode {
         }
     };
     let variants: Vec<Variant> = if args.only.is_empty() {
-        Variant::ALL.to_vec()
+        Variant::all()
     } else {
         args.only.clone()
     };
@@ -78,16 +85,10 @@ pub fn mutants(args: MutantsArgs) -> ExitCode {
     let matrix = rt.block_on(kill_matrix(&entries, &base, &variants, args.jobs));
     rt.shutdown_timeout(std::time::Duration::from_secs(2));
     if args.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&serde_json::json!({
-                "variants": matrix.variants.iter().map(|v| serde_json::json!({"name": v.name, "killed_by": v.killed_by, "wall_ms": v.wall_ms})).collect::<Vec<_>>(),
-                "survivors": matrix.survivors,
-                "reference_failures": matrix.reference_failures,
-                "wall_ms": matrix.wall_ms,
-            }))
-            .unwrap_or_default()
-        );
+        match serde_json::to_string_pretty(&matrix) {
+            Ok(text) => println!("{text}"),
+            Err(e) => return usage_error(format!("cannot write the matrix as JSON: {e}")),
+        }
     } else {
         print!("{}", render(&matrix));
     }

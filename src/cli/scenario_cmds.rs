@@ -15,7 +15,7 @@ use crate::layer::ReferenceLayer;
 use crate::scenario::catalog::{self, Entry, Shard};
 use crate::scenario::report::{self, first_difference, normalized_events, Format};
 use crate::scenario::roles::worker_main;
-use crate::scenario::runner::{run_scenario, RunOptions, ScenarioOutcome, Status};
+use crate::scenario::runner::{RunOptions, ScenarioOutcome, Status};
 use crate::target::{CodexTarget, Target};
 use crate::variant::Variant;
 
@@ -241,30 +241,40 @@ fn with_target(text: String, target: &Target, outcomes: &[ScenarioOutcome]) -> S
     serde_json::to_string_pretty(&v).unwrap_or(text) + "\n"
 }
 
-/// Re-runs every passing scenario with the same seed and compares normalized event logs.
+/// Re-runs every passing scenario with the same seed and compares normalized event logs;
+/// the two runs are paired by scenario file and name.
 fn determinism_pass(
     rt: &tokio::runtime::Runtime,
     entries: &[Entry],
     opts: &RunOptions,
     outcomes: &mut [ScenarioOutcome],
 ) {
-    for (entry, first) in entries.iter().zip(outcomes.iter_mut()) {
-        if first.status != Status::Pass {
+    let passed: Vec<(&PathBuf, &str)> = outcomes
+        .iter()
+        .filter(|o| o.status == Status::Pass)
+        .map(|o| (&o.file, o.name.as_str()))
+        .collect();
+    let mut again = Vec::new();
+    for entry in entries {
+        if !passed.contains(&(&entry.file, entry.scenario.name.as_str())) {
             continue;
         }
-        if let Some(reason) = &entry.scenario.timing_dependent {
-            eprintln!(
+        match &entry.scenario.timing_dependent {
+            Some(reason) => eprintln!(
                 "determinism: {} exempt (timing-dependent: {reason})",
                 entry.scenario.name
-            );
-            continue;
+            ),
+            None => again.push(entry.clone()),
         }
-        let second = rt.block_on(run_scenario(
-            Arc::new(ReferenceLayer),
-            &entry.scenario,
-            &entry.file,
-            opts,
-        ));
+    }
+    let second = rt.block_on(catalog::run_all(
+        Arc::new(ReferenceLayer),
+        &again,
+        opts,
+        1,
+        |_| {},
+    ));
+    for (first, second) in catalog::pair_runs(outcomes, second) {
         if let Some(diff) = first_difference(
             &normalized_events(&first.events),
             &normalized_events(&second.events),

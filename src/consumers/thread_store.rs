@@ -3,16 +3,13 @@
 //! threads, and archives or unarchives them by moving the rollout between roots.
 //!
 //! The store holds the handle its entrypoint gave it; `state_db()` hands out clones and
-//! never opens anything. With `None` everything runs from the files. The one exception is
-//! the `consumer-lazy-open` seeded-bug variant: there the store ignores its handle and
-//! opens its own on first use, the double open the plumbing was built to remove. The
-//! process registry refuses that open, and the store then falls back to the files.
+//! never opens anything. With `None` everything runs from the files.
 //!
 //! Rollout contents are never modified: archive and unarchive only `rename` the file.
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use rusqlite::params;
 use uuid::Uuid;
@@ -26,9 +23,8 @@ use crate::rollout::layout::{
 };
 use crate::rollout::line::{parse_line, RolloutLine};
 use crate::rollout::metadata::extract_metadata;
-use crate::state::{threads, OpenMode, RuntimeOptions, StateDbHandle, StateError, StateRuntime};
+use crate::state::{threads, StateDbHandle, StateError};
 use crate::thread::{Scope, ThreadMetadata};
-use crate::variant::Variant;
 
 /// Errors of the thread store.
 #[derive(Debug, thiserror::Error)]
@@ -123,8 +119,6 @@ pub struct LocalThreadStore {
     default_provider: String,
     state_db: Option<StateDbHandle>,
     ctx: Arc<ProcessContext>,
-    /// Only used by the `consumer-lazy-open` seeded bug: the handle it opened itself.
-    lazy: Mutex<Option<StateDbHandle>>,
 }
 
 impl LocalThreadStore {
@@ -145,7 +139,6 @@ impl LocalThreadStore {
             default_provider: default_provider.into(),
             state_db,
             ctx,
-            lazy: Mutex::new(None),
         }
     }
 
@@ -172,38 +165,14 @@ impl LocalThreadStore {
         &self.ctx
     }
 
-    /// The handle operations use: the one given, or, in the seeded-bug variant, one the
-    /// store opens itself (refused by the registry while the process's handle lives, in
-    /// which case the store works from the files).
+    /// The handle operations use: the one given (a seeded bug may open its own instead).
     fn handle(&self) -> Option<StateDbHandle> {
-        if self.ctx.variant() != Variant::ConsumerLazyOpen {
-            return self.state_db.clone();
-        }
-        let mut slot = match self.lazy.lock() {
-            Ok(guard) => guard,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        if let Some(handle) = slot.as_ref() {
-            return Some(handle.clone());
-        }
-        let opts = match &self.state_db {
-            Some(handle) => handle.options().clone(),
-            None => {
-                let mut opts = RuntimeOptions::new(&self.codex_home);
-                opts.default_provider = self.default_provider.clone();
-                opts
-            }
-        };
-        match StateRuntime::open(&self.ctx, opts, OpenMode::CreateAndMigrate) {
-            Ok(handle) => {
-                *slot = Some(handle.clone());
-                Some(handle)
-            }
-            Err(err) => {
-                tracing::warn!("thread store could not open its own state db: {err}; reading the rollout files instead");
-                None
-            }
-        }
+        self.ctx.decisions().consumer_handle(
+            &self.ctx,
+            self.state_db.as_ref(),
+            &self.codex_home,
+            &self.default_provider,
+        )
     }
 
     /// Reads one thread: the SQLite row when it can be trusted for this request, else the
@@ -400,7 +369,7 @@ impl LocalThreadStore {
         let from = self.locate(handle.as_ref(), thread_id, Root::Active)?;
         let name = file_name_of(&from)?;
         let to = Root::Archived.dir(&self.codex_home).join(name);
-        let overwrite = self.ctx.variant() == Variant::ArchiveOverwrites;
+        let overwrite = self.ctx.decisions().archive_may_overwrite();
         move_rollout(thread_id, &from, &to, overwrite)?;
         let now_ms = self.ctx.clock().now_ms();
         Ok(self.record_move(handle.as_ref(), thread_id, from, to, Some(now_ms)))

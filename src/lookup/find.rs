@@ -9,13 +9,13 @@ use uuid::Uuid;
 
 use super::repair::{read_repair, RepairOutcome};
 use crate::events::kinds;
+use crate::failpoints::Failpoint;
 use crate::process::ProcessContext;
 use crate::rollout::head::read_session_meta_head;
 use crate::rollout::layout::{root_of, Root};
-use crate::rollout::search::{find_rollout_by_id, find_rollout_by_id_fuzzy_for_mutant};
+use crate::rollout::search::find_rollout_by_id;
 use crate::state::StateDbHandle;
 use crate::thread::{Scope, ThreadMetadata};
-use crate::variant::Variant;
 
 /// Where a lookup's answer came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -216,7 +216,7 @@ fn ask_db(ctx: &Arc<ProcessContext>, rt: &StateDbHandle, uuid: Uuid, scope: Scop
             };
         }
     };
-    if ctx.failpoint("lookup.after_db_read").is_err() {
+    if ctx.failpoint(Failpoint::LookupAfterDbRead).is_err() {
         return DbAnswer::Fallback {
             reason: FallbackReason::DbError,
             unverified: None,
@@ -261,7 +261,7 @@ fn ask_db(ctx: &Arc<ProcessContext>, rt: &StateDbHandle, uuid: Uuid, scope: Scop
             row,
         };
     }
-    if ctx.variant() == Variant::LookupTrustsDbPath {
+    if !ctx.decisions().verify_db_path() {
         return DbAnswer::Verified(db_path);
     }
     match read_session_meta_head(&db_path) {
@@ -336,11 +336,11 @@ fn search_files(
 ) -> Option<(PathBuf, Root)> {
     for &root in roots(scope) {
         let dir = root.dir(codex_home);
-        if ctx.variant() == Variant::FuzzyFallback {
-            if let Some(hit) = find_rollout_by_id_fuzzy_for_mutant(&dir, id_text) {
-                return Some((hit, root));
+        if let Some(replaced) = ctx.decisions().replace_fallback_search(&dir, id_text) {
+            match replaced {
+                Some(hit) => return Some((hit, root)),
+                None => continue,
             }
-            continue;
         }
         let outcome = find_rollout_by_id(&dir, uuid, root.is_archived());
         for (path, why) in &outcome.rejected {

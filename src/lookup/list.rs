@@ -133,7 +133,7 @@ pub fn list_threads(
     codex_home: &Path,
     req: &ListRequest,
 ) -> Result<ListPage, ListError> {
-    let variant = handle.map_or(Variant::Reference, |h| h.context().variant());
+    let variant = handle.map_or(Variant::default(), |h| h.context().variant());
     list_threads_as(variant, handle, codex_home, req)
 }
 
@@ -177,9 +177,9 @@ fn list_db(
     req: &ListRequest,
     mut anchor: Option<Anchor>,
 ) -> Result<ListPage, ListError> {
-    let variant = rt.context().variant();
-    let weak_cursor = variant == Variant::ListTimestampCursor;
-    let delete_stale = req.prune || variant == Variant::ListDeletesStale;
+    let decisions = rt.context().decisions();
+    let weak_cursor = !decisions.list_cursor_breaks_ties();
+    let delete_stale = req.prune || decisions.list_always_prunes();
     let page_size = req.page_size.max(1);
     let mut page = ListPage::default();
     let mut more = false;
@@ -295,11 +295,10 @@ fn list_files(
             Some((path, id))
         })
         .collect();
-    let files = if variant == Variant::ListFilesDuplicates {
-        // Seeded bug: every file claiming an id is its own item.
-        files
-    } else {
+    let files = if variant.decisions().list_files_one_per_thread() {
         one_file_per_thread(codex_home, root, files)
+    } else {
+        files
     };
     let mut rows: Vec<(i64, Uuid, ListItem)> = files
         .into_iter()

@@ -13,11 +13,11 @@ use serde_json::json;
 use uuid::Uuid;
 
 use crate::events::kinds;
+use crate::failpoints::Failpoint;
 use crate::rollout::layout::Root;
 use crate::rollout::metadata::extract_metadata;
 use crate::state::{threads, StateDbHandle, StateError};
 use crate::thread::ThreadMetadata;
-use crate::variant::Variant;
 
 /// What a repair did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -82,20 +82,16 @@ fn repair_existing(
 ) -> Result<RepairOutcome, StateError> {
     let ctx = rt.context().clone();
     let archived_at = target_archived_at(Some(row_read), hit, root);
-    if ctx.variant() == Variant::RepairWholeRowUpsert {
-        // Seeded bug: write back the whole (possibly stale) row that the lookup read.
-        let mut copy = row_read.clone();
-        copy.rollout_path = hit.to_path_buf();
-        copy.archived_at_ms = archived_at;
+    if let Some(copy) = ctx.decisions().whole_row_repair(row_read, hit, archived_at) {
         rt.write("read repair", |tx| {
-            ctx.failpoint("repair.after_read")?;
+            ctx.failpoint(Failpoint::RepairAfterRead)?;
             threads::upsert(tx, &copy).map_err(rt.err("read repair"))
         })?;
         return Ok(RepairOutcome::Written);
     }
     rt.write("read repair", |tx| {
         let current = threads::get(tx, id).map_err(rt.err("read repair"))?;
-        ctx.failpoint("repair.after_read")?;
+        ctx.failpoint(Failpoint::RepairAfterRead)?;
         let Some(current) = current else {
             return Ok(RepairOutcome::Skipped(
                 "row was deleted concurrently; not recreated".into(),
@@ -151,7 +147,7 @@ fn insert_missing(
     );
     rt.write("read repair", |tx| {
         let _ = threads::get(tx, id).map_err(rt.err("read repair"))?;
-        ctx.failpoint("repair.after_read")?;
+        ctx.failpoint(Failpoint::RepairAfterRead)?;
         let inserted = threads::insert_if_absent(tx, &meta).map_err(rt.err("read repair"))?;
         Ok(if inserted {
             RepairOutcome::Written

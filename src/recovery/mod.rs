@@ -24,7 +24,6 @@ use serde_json::json;
 
 use crate::process::ProcessContext;
 use crate::state::{ErrorClass, RuntimeOptions, StateDbHandle, StateError};
-use crate::variant::Variant;
 
 pub use salvage::{carry_over, salvage, Salvaged, SalvagedThread};
 
@@ -73,8 +72,7 @@ pub fn set_aside(ctx: &Arc<ProcessContext>, opts: &RuntimeOptions) -> Result<Rec
     let db = opts.db_path();
     let stamp = Utc::now().format("%Y%m%dT%H%M%S%.3fZ");
     let backup = PathBuf::from(format!("{}.corrupt-{stamp}", db.display()));
-    if ctx.variant() == Variant::RecoveryDeletesDamaged {
-        // Seeded bug: the damaged file is thrown away instead of kept.
+    if !ctx.decisions().recovery_keeps_damaged() {
         remove_with_sidecars(&db)?;
         return Ok(Recovery {
             backup,

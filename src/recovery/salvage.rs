@@ -13,7 +13,6 @@ use rusqlite::{Connection, OpenFlags};
 use uuid::Uuid;
 
 use crate::state::StateDbHandle;
-use crate::variant::Variant;
 
 /// The DB-only values of one thread.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
@@ -97,8 +96,7 @@ pub fn salvage(backup: &Path) -> Salvaged {
 /// what the rollouts gave, git fields fill only what is still empty. Returns the number of
 /// rows updated; errors are logged (the rebuilt index stands either way).
 pub fn carry_over(rt: &StateDbHandle, salvaged: &Salvaged) -> usize {
-    if rt.context().variant() == Variant::RecoveryDropsDbOnly || salvaged.threads.is_empty() {
-        // (Seeded bug for the first condition: a rebuild that loses names and pins.)
+    if !rt.context().decisions().recovery_carries_over() || salvaged.threads.is_empty() {
         return 0;
     }
     let result = rt.write("carry over salvaged values", |tx| {

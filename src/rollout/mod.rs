@@ -26,8 +26,5 @@ pub use layout::{
 };
 pub use line::{format_timestamp, parse_line, RolloutLine};
 pub use metadata::{extract_metadata, ExtractError, Extraction};
-pub use search::{
-    collect_rollout_files, find_rollout_by_id, find_rollout_by_id_fuzzy_for_mutant, SearchOutcome,
-    SearchVia,
-};
+pub use search::{collect_rollout_files, find_rollout_by_id, SearchOutcome, SearchVia};
 pub use writer::{render_rollout, rollout_path_for, write_rollout, GitInfo, RolloutSpec};

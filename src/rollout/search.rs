@@ -287,50 +287,6 @@ impl Search {
     }
 }
 
-/// **Deliberately wrong.** Models the fuzzy file-name lookup of the system under study, which
-/// could return another thread's rollout: the first rollout (in path order) whose name
-/// contains the id's first 8 characters, else the rollout whose name's UUID part shares the
-/// longest prefix with `id_str` (at least one character). No UUID check on `id_str`, no head
-/// verification. It exists only so a seeded-bug variant can reproduce that behaviour; never
-/// use it for real lookups — use [`find_rollout_by_id`].
-pub fn find_rollout_by_id_fuzzy_for_mutant(root: &Path, id_str: &str) -> Option<PathBuf> {
-    let (files, _warnings) = collect_rollout_files(root);
-    let name_of = |path: &PathBuf| {
-        path.file_name()
-            .map(|name| name.to_string_lossy().into_owned())
-            .unwrap_or_default()
-    };
-    let prefix: String = id_str.chars().take(8).collect();
-    if !prefix.is_empty() {
-        if let Some(hit) = files.iter().find(|path| name_of(path).contains(&prefix)) {
-            return Some(hit.clone());
-        }
-    }
-    let mut best: Option<(usize, &PathBuf)> = None;
-    for path in &files {
-        let name = name_of(path);
-        let stem = name.strip_suffix(".jsonl").unwrap_or(&name);
-        let tail_start = stem
-            .char_indices()
-            .rev()
-            .nth(35)
-            .map_or(0, |(index, _)| index);
-        let shared = stem[tail_start..]
-            .chars()
-            .zip(id_str.chars())
-            .take_while(|(a, b)| a == b)
-            .count();
-        let better = match best {
-            None => shared > 0,
-            Some((len, _)) => shared > len,
-        };
-        if better {
-            best = Some((shared, path));
-        }
-    }
-    best.map(|(_, path)| path.clone())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -517,8 +473,6 @@ mod tests {
         assert_eq!(out.found, None);
         assert!(out.rejected.is_empty(), "{:?}", out.rejected);
         assert!(out.files_examined >= 5);
-        // The mutant, by contrast, happily returns another thread's file.
-        assert!(find_rollout_by_id_fuzzy_for_mutant(&sessions(&home), &id_text).is_some());
     }
 
     #[test]
@@ -590,21 +544,5 @@ mod tests {
         // root, 2026, 2026/01, 2026/01/27 (probed once), 2020, 2020/01, 2020/01/01.
         assert_eq!(out.dirs_probed, 7);
         assert_eq!(out.files_examined, 2);
-    }
-
-    #[test]
-    fn mutant_prefers_any_name_sharing_the_first_eight_chars() {
-        let home = tempfile::tempdir().unwrap();
-        let (id, created) = v7_at(BASE, 1);
-        let (sibling, _) = v7_at(BASE, 2);
-        let wrong = write_rollout(home.path(), &RolloutSpec::new(sibling, created)).unwrap();
-        assert_eq!(
-            find_rollout_by_id_fuzzy_for_mutant(&sessions(&home), &id.to_string()),
-            Some(wrong)
-        );
-        assert_eq!(
-            find_rollout_by_id_fuzzy_for_mutant(&home.path().join("none"), &id.to_string()),
-            None
-        );
     }
 }

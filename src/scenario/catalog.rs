@@ -1,11 +1,12 @@
 //! The scenario catalog: loading every scenario under the given paths (all or nothing),
 //! selecting by filter and shard, and running a selection with bounded concurrency.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::model::{Scenario, ScenarioError};
-use super::runner::{run_scenario, RunOptions, ScenarioOutcome};
+use super::runner::{run_scenario, RunOptions, ScenarioOutcome, Status};
 use crate::layer::StateLayer;
 
 /// One loaded scenario and its file.
@@ -112,6 +113,8 @@ pub fn select(entries: Vec<Entry>, filter: Option<&str>, shard: Option<Shard>) -
 }
 
 /// Runs `entries` with at most `jobs` at a time; `on_done` is called as each finishes.
+/// Returns one outcome per entry, in entry order: a scenario whose run panicked or was
+/// cancelled is a failure carrying that message, never a missing row.
 pub async fn run_all<L: StateLayer>(
     layer: Arc<L>,
     entries: &[Entry],
@@ -121,19 +124,145 @@ pub async fn run_all<L: StateLayer>(
 ) -> Vec<ScenarioOutcome> {
     let semaphore = Arc::new(tokio::sync::Semaphore::new(jobs.max(1)));
     let mut set = tokio::task::JoinSet::new();
+    let mut index_of = HashMap::new();
     for (i, e) in entries.iter().enumerate() {
         let (layer, opts, e, sem) = (layer.clone(), opts.clone(), e.clone(), semaphore.clone());
-        set.spawn(async move {
+        let task = set.spawn(async move {
             let _permit = sem.acquire_owned().await;
-            (i, run_scenario(layer, &e.scenario, &e.file, &opts).await)
+            run_scenario(layer, &e.scenario, &e.file, &opts).await
         });
+        index_of.insert(task.id(), i);
     }
     let mut results: Vec<Option<ScenarioOutcome>> = vec![None; entries.len()];
-    while let Some(done) = set.join_next().await {
-        if let Ok((i, outcome)) = done {
-            on_done(&outcome);
+    while let Some(done) = set.join_next_with_id().await {
+        let (id, outcome) = match done {
+            Ok((id, outcome)) => (id, outcome),
+            Err(e) => {
+                let id = e.id();
+                let message = if e.is_panic() {
+                    format!(
+                        "the scenario run panicked: {}",
+                        panic_message(e.into_panic())
+                    )
+                } else {
+                    "the scenario run was cancelled before it finished".to_string()
+                };
+                match index_of.get(&id) {
+                    Some(&i) => (id, crashed(&entries[i], opts, message)),
+                    None => continue,
+                }
+            }
+        };
+        on_done(&outcome);
+        if let Some(&i) = index_of.get(&id) {
             results[i] = Some(outcome);
         }
     }
-    results.into_iter().flatten().collect()
+    results
+        .into_iter()
+        .zip(entries)
+        .map(|(r, e)| {
+            r.unwrap_or_else(|| crashed(e, opts, "the scenario run never reported".to_string()))
+        })
+        .collect()
+}
+
+/// The outcome of a run that ended without reporting: a failure with `message`.
+fn crashed(entry: &Entry, opts: &RunOptions, message: String) -> ScenarioOutcome {
+    ScenarioOutcome {
+        name: entry.scenario.name.clone(),
+        file: entry.file.clone(),
+        status: Status::Fail,
+        seed: opts.seed,
+        variant: opts.variant.to_string(),
+        duration_ms: 0,
+        declared_wait_ms: 0,
+        failures: vec![message],
+        faults: Vec::new(),
+        skipped_reason: None,
+        bundle: None,
+        events: Vec::new(),
+        not_observed: Vec::new(),
+    }
+}
+
+fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
+    match payload.downcast::<String>() {
+        Ok(s) => *s,
+        Err(payload) => match payload.downcast::<&'static str>() {
+            Ok(s) => s.to_string(),
+            Err(_) => "(a non-text panic payload)".to_string(),
+        },
+    }
+}
+
+/// Pairs two runs of the same catalog by scenario file and name (never by position, which
+/// a missing or reordered outcome would shift). Outcomes of `second` without a partner in
+/// `first` are dropped; each pair is `(first, second)`.
+pub fn pair_runs(
+    first: &mut [ScenarioOutcome],
+    second: Vec<ScenarioOutcome>,
+) -> Vec<(&mut ScenarioOutcome, ScenarioOutcome)> {
+    let mut by_key: HashMap<(PathBuf, String), ScenarioOutcome> = second
+        .into_iter()
+        .map(|o| ((o.file.clone(), o.name.clone()), o))
+        .collect();
+    first
+        .iter_mut()
+        .filter_map(|f| {
+            let partner = by_key.remove(&(f.file.clone(), f.name.clone()))?;
+            Some((f, partner))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn outcome(file: &str, name: &str, detail: &str) -> ScenarioOutcome {
+        let entry = Entry {
+            file: PathBuf::from(file),
+            scenario: Scenario::parse(
+                Path::new(file),
+                &format!("name = \"{name}\"\n[[step]]\ndo = \"sleep\"\nfor = \"1ms\"\n"),
+            )
+            .expect("scenario"),
+        };
+        crashed(&entry, &RunOptions::default(), detail.to_string())
+    }
+
+    #[test]
+    fn runs_pair_by_file_and_name_not_position() {
+        let mut first = vec![
+            outcome("a.toml", "a", "first a"),
+            outcome("b.toml", "b", "first b"),
+            outcome("c.toml", "c", "first c"),
+        ];
+        // The second run lost `a` and came back in another order.
+        let second = vec![
+            outcome("c.toml", "c", "second c"),
+            outcome("b.toml", "b", "second b"),
+        ];
+        let pairs: Vec<(String, String)> = pair_runs(&mut first, second)
+            .into_iter()
+            .map(|(f, s)| (f.failures[0].clone(), s.failures[0].clone()))
+            .collect();
+        assert_eq!(
+            pairs,
+            vec![
+                ("first b".to_string(), "second b".to_string()),
+                ("first c".to_string(), "second c".to_string()),
+            ]
+        );
+    }
+
+    #[test]
+    fn same_name_in_two_files_is_two_scenarios() {
+        let mut first = vec![outcome("x/a.toml", "a", "x"), outcome("y/a.toml", "a", "y")];
+        let second = vec![outcome("y/a.toml", "a", "y again")];
+        let pairs = pair_runs(&mut first, second);
+        assert_eq!(pairs.len(), 1);
+        assert_eq!(pairs[0].0.failures[0], "y");
+    }
 }

@@ -13,4 +13,5 @@ pub mod report;
 pub mod roles;
 pub mod run_dir;
 pub mod runner;
+pub mod waits;
 pub mod workers;

@@ -283,7 +283,7 @@ pub fn fenced_write(
         .query_row([], |r| r.get(0))
         .optional()?
         .flatten();
-    let fence = if variant == Variant::LeaseNoOwnerToken {
+    let fence = if !variant.decisions().lease_writes_fenced() {
         "id = 1".to_string()
     } else {
         format!(

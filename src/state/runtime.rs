@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
+use rusqlite::{Connection, OpenFlags, Transaction};
 
 use super::error::StateError;
 use super::schema;
@@ -218,11 +218,7 @@ pub(crate) fn write_txn<T>(
     variant: Variant,
     f: impl FnOnce(&Transaction<'_>) -> Result<T, StateError>,
 ) -> Result<T, StateError> {
-    let behavior = if variant == Variant::DeferredWrites {
-        TransactionBehavior::Deferred
-    } else {
-        TransactionBehavior::Immediate
-    };
+    let behavior = variant.decisions().write_begin();
     let tx = conn
         .transaction_with_behavior(behavior)
         .map_err(|e| StateError::sqlite(db_path, context, e))?;

@@ -16,10 +16,10 @@ use super::watch::{ChangeWatch, OwnerWatch};
 use super::{InitError, InitReport, StateDbConfig};
 use crate::backfill::{run_backfill, BackfillOutcome};
 use crate::events::kinds;
+use crate::failpoints::Failpoint;
 use crate::state::backfill_state::{BackfillState, BackfillStatus};
 use crate::state::StateDbHandle;
 use crate::timing::format_duration;
-use crate::variant::Variant;
 
 pub(super) fn wait_for_backfill_gate(
     rt: &StateDbHandle,
@@ -49,7 +49,7 @@ pub(super) fn wait_for_backfill_gate(
         attempts,
     };
     loop {
-        ctx.failpoint("gate.before_poll")
+        ctx.failpoint(Failpoint::GateBeforePoll)
             .map_err(|e| InitError::Backfill {
                 codex_home: home.clone(),
                 source: Box::new(e.into()),
@@ -87,16 +87,10 @@ pub(super) fn wait_for_backfill_gate(
         }
         let now = Instant::now();
         owner.observe(&state, now);
-        let deadline = if ctx.variant() == Variant::GateFixedWait {
-            started + timings.wait_timeout
-        } else {
-            owner.deadline(timings)
-        };
-        let timed_out = match ctx.variant() {
-            Variant::GateNoTimeout => false,
-            Variant::GateGivesUpAtOnce => true,
-            _ => now >= deadline,
-        };
+        let deadline =
+            ctx.decisions()
+                .gate_deadline(started, owner.deadline(timings), timings.wait_timeout);
+        let timed_out = deadline.is_some_and(|d| now >= d);
         if timed_out {
             let why = owner.give_up(now, timings);
             return Err(InitError::TimedOut {
@@ -124,11 +118,8 @@ pub(super) fn wait_for_backfill_gate(
             tracing::debug!("{message}");
         }
         let next_poll = now + timings.poll_interval;
-        let until = if ctx.variant() == Variant::GateNoTimeout {
-            next_poll
-        } else {
-            next_poll.min(deadline)
-        };
+        // The last wait ends at the deadline, never past it.
+        let until = deadline.map_or(next_poll, |d| next_poll.min(d));
         changes.wait(rt, until.max(now + std::time::Duration::from_millis(1)));
     }
 }

@@ -21,11 +21,11 @@ use serde_json::json;
 
 use crate::backfill::BackfillOutcome;
 use crate::events::kinds;
+use crate::failpoints::Failpoint;
 use crate::process::ProcessContext;
 use crate::state::backfill_state::{BackfillStatus, LeaseOwnerInfo};
 use crate::state::{OpenMode, RuntimeOptions, StateDbHandle, StateError, StateRuntime};
 use crate::timing::Timings;
-use crate::variant::Variant;
 
 use gate::wait_for_backfill_gate;
 
@@ -143,7 +143,7 @@ fn try_init_once(ctx: &Arc<ProcessContext>, cfg: &StateDbConfig) -> Result<InitR
         sqlite_home: cfg.runtime.sqlite_home.clone(),
         source: Box::new(source),
     })?;
-    ctx.failpoint("init.after_open")
+    ctx.failpoint(Failpoint::InitAfterOpen)
         .map_err(|e| InitError::Backfill {
             codex_home: cfg.runtime.codex_home.clone(),
             source: Box::new(e.into()),
@@ -211,8 +211,7 @@ pub fn open_existing(
     ctx: &Arc<ProcessContext>,
     cfg: &StateDbConfig,
 ) -> Result<Option<StateDbHandle>, StateError> {
-    if ctx.variant() == Variant::OpenOnlyMigrates {
-        // Seeded bug: the "open-only" path does a full init.
+    if ctx.decisions().open_only_runs_init() {
         return Ok(try_init(ctx, cfg).ok().map(|r| r.handle));
     }
     let db_path = cfg.runtime.db_path();

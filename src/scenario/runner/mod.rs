@@ -14,10 +14,13 @@ use crate::scenario::model::{
     parse_bound, DbSetup, Expect, FaultTime, Role, Scenario, Step, WorkerKind, WorkerSpec,
 };
 use crate::scenario::roles::{WorkerOutcome, WorkerPlan};
+use crate::scenario::waits::DeclaredWaits;
 use crate::scenario::workers::{worker_files, EventLog, WorkerHandle};
 mod steps;
 
-use crate::failpoints::FailpointSet;
+use crate::clock::real_now_ms;
+use crate::events::{kinds, Event};
+use crate::failpoints::{FailAction, FailpointSet};
 use crate::faults::HomeModel;
 use crate::layer::{Capability, StateLayer};
 use crate::lookup::LookupSource;
@@ -96,7 +99,7 @@ pub async fn run_scenario<L: StateLayer>(
     run.home.teardown();
     outcome.failures = collapse_repeats(std::mem::take(&mut run.failures));
     outcome.faults = std::mem::take(&mut run.coverage);
-    outcome.declared_wait_ms = run.declared_wait.as_millis() as u64;
+    outcome.declared_wait_ms = run.declared_wait.critical_path().as_millis() as u64;
     outcome.events = run.log.snapshot();
     outcome.duration_ms = started.elapsed().as_millis() as u64;
     if !outcome.failures.is_empty() {
@@ -124,7 +127,7 @@ struct Run<'a, L: StateLayer> {
     ledger: FilesLedger,
     /// Descriptors on the DB file of each process worker, from `/proc` (started lazily).
     fds: Option<FdSampler>,
-    declared_wait: Duration,
+    declared_wait: DeclaredWaits,
     one_shots: u32,
 }
 
@@ -148,7 +151,7 @@ impl<'a, L: StateLayer> Run<'a, L> {
             coverage: Vec::new(),
             ledger: FilesLedger::default(),
             fds: None,
-            declared_wait: Duration::ZERO,
+            declared_wait: DeclaredWaits::default(),
             one_shots: 0,
         }
     }
@@ -310,7 +313,9 @@ impl<'a, L: StateLayer> Run<'a, L> {
             unarchive: false,
             cursor: None,
             ask_home: None,
-            entrypoint: spec.and_then(|s| s.entrypoint.clone()),
+            entrypoint: spec
+                .and_then(|s| s.entrypoint)
+                .map(|k| k.name().to_string()),
             seed: self.opts.seed,
         })
     }
@@ -430,7 +435,8 @@ impl<'a, L: StateLayer> Run<'a, L> {
             .as_deref()
             .and_then(|b| parse_bound(b, &self.sc.timing).ok())
             .unwrap_or(Duration::ZERO);
-        self.declared_wait += timeout.max(floor);
+        self.declared_wait
+            .ending_at(real_now_ms(), timeout.max(floor));
         let rows = (e.path.as_deref() == Some(super::model::PATH_OF_ROW)).then(|| self.read_rows());
         check_expect(e, out, &self.home, &self.sc.timing, rows.as_ref())
     }
@@ -465,15 +471,8 @@ impl<'a, L: StateLayer> Run<'a, L> {
     }
 
     async fn finish(&mut self) {
-        // Release every pause so nothing is left hanging, then reap the workers.
-        for w in &self.sc.workers {
-            for fp in w.parsed_failpoints().unwrap_or_default() {
-                let _ = std::fs::write(
-                    FailpointSet::release_file(&self.release_dir(), &fp.name),
-                    b"",
-                );
-            }
-        }
+        // Release every pause, now and later, so nothing is left hanging; then reap.
+        let _ = std::fs::write(FailpointSet::release_all_file(&self.release_dir()), b"");
         let names: Vec<String> = self.workers.keys().cloned().collect();
         for name in names {
             if let Some(h) = self.workers.get_mut(&name) {
@@ -488,6 +487,7 @@ impl<'a, L: StateLayer> Run<'a, L> {
             }
         }
         let events = self.log.snapshot();
+        self.failpoint_sleeps(&events);
         for check in &self.sc.checks {
             let rows = if self.home.db_path().exists() {
                 self.read_rows().ok()
@@ -520,7 +520,7 @@ impl<'a, L: StateLayer> Run<'a, L> {
                 let fired = events.iter().any(|e| {
                     e.worker == w.name
                         && e.kind == "failpoint_fired"
-                        && e.data.get("name").and_then(|v| v.as_str()) == Some(fp.name.as_str())
+                        && e.data.get("name").and_then(|v| v.as_str()) == Some(fp.name.name())
                 });
                 self.coverage.push(FaultCoverage {
                     id: format!("{}:{}", w.name, fp),
@@ -535,5 +535,17 @@ impl<'a, L: StateLayer> Run<'a, L> {
             }
         }
         self.failures.extend(unfired(&self.coverage));
+    }
+}
+
+impl<L: StateLayer> Run<'_, L> {
+    /// Failpoint sleeps as declared waits, from when each one actually fired.
+    fn failpoint_sleeps(&mut self, events: &[Event]) {
+        for e in events.iter().filter(|e| e.kind == kinds::FAILPOINT_FIRED) {
+            let action = e.data.get("action").and_then(|a| a.as_str());
+            if let Some(Ok(FailAction::Sleep(d))) = action.map(str::parse) {
+                self.declared_wait.starting_at(e.at_ms, d);
+            }
+        }
     }
 }

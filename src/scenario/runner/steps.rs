@@ -7,8 +7,9 @@ use std::time::{Duration, Instant};
 use uuid::Uuid;
 
 use super::Run;
+use crate::clock::real_now_ms;
 use crate::events::Event;
-use crate::failpoints::{FailAction, FailpointSet};
+use crate::failpoints::FailpointSet;
 use crate::layer::StateLayer;
 use crate::rollout::layout::Root;
 use crate::scenario::checks::{check_row, run_oracle};
@@ -28,11 +29,6 @@ impl<L: StateLayer> Run<'_, L> {
                     .find(|w| &w.name == worker)
                     .ok_or("unknown worker")?
                     .clone();
-                for fp in spec.parsed_failpoints()? {
-                    if let FailAction::Sleep(d) = fp.action {
-                        self.declared_wait += d;
-                    }
-                }
                 let plan = self.plan(&spec.name, spec.role, Some(&spec))?;
                 self.start(plan, spec.kind)?;
                 Ok(vec![])
@@ -85,8 +81,8 @@ impl<L: StateLayer> Run<'_, L> {
                     )]
                 })
             }
-            Step::Release { failpoint, .. } => {
-                let file = FailpointSet::release_file(&self.release_dir(), failpoint);
+            Step::Release { worker, failpoint } => {
+                let file = FailpointSet::release_file(&self.release_dir(), worker, failpoint);
                 std::fs::write(&file, b"").map_err(|e| format!("{}: {e}", file.display()))?;
                 Ok(vec![])
             }
@@ -115,7 +111,7 @@ impl<L: StateLayer> Run<'_, L> {
                 Ok(self.inject(index).into_iter().collect())
             }
             Step::Sleep { duration } => {
-                self.declared_wait += *duration;
+                self.declared_wait.starting_at(real_now_ms(), *duration);
                 tokio::time::sleep(*duration).await;
                 Ok(vec![])
             }
@@ -185,7 +181,7 @@ impl<L: StateLayer> Run<'_, L> {
                 Ok(self.expect(expect, &out))
             }
             Step::Entrypoint { entrypoint, expect } => {
-                let kind = entrypoint.clone();
+                let kind = *entrypoint;
                 let ids: Vec<(String, Uuid)> = self
                     .home
                     .threads
@@ -201,7 +197,7 @@ impl<L: StateLayer> Run<'_, L> {
                     .collect();
                 let out = self
                     .one_shot(Role::Entrypoint, move |p| {
-                        p.entrypoint = Some(kind);
+                        p.entrypoint = Some(kind.name().to_string());
                         p.threads = ids;
                         p.archived_ids = archived;
                     })

@@ -195,7 +195,9 @@ mod tests {
     fn reference_only_fields_are_removed_and_named() {
         let e = Expect {
             ok: Some(true),
-            source: Some("db".into()),
+            source: Some(crate::scenario::model::OrNone::Some(
+                crate::lookup::LookupSource::Db,
+            )),
             repaired: Some(false),
             path: Some("t0".into()),
             ..Expect::default()

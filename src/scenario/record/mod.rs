@@ -18,10 +18,15 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::model::{
-    CheckSpec, DbSetup, Expect, FaultDecl, FaultTime, HandleMode, HomeSpec, Oracle, Role, Scenario,
-    Step, TimingSpec, WorkerKind, WorkerSpec,
-};
+mod style;
+mod writer;
+
+pub use style::slug;
+
+use style::catalog_style;
+use writer::Writer;
+
+use super::model::{CheckSpec, DbSetup, HandleMode, HomeSpec, Oracle, Scenario, Step, TimingSpec};
 use crate::faults::Fault;
 use crate::state::JournalMode;
 use crate::thread::Scope;
@@ -203,212 +208,11 @@ impl Recording {
     }
 }
 
-/// Restyles serialised TOML the way the catalog is written: a step's `expect` as an
-/// inline table on one line, arrays on one line. Only the layout changes.
-fn catalog_style(text: &str) -> Result<String, String> {
-    let mut doc: toml_edit::DocumentMut = text
-        .parse()
-        .map_err(|e| format!("serialised scenario does not parse: {e}"))?;
-    one_line_arrays(doc.as_table_mut());
-    if let Some(steps) = doc
-        .get_mut("step")
-        .and_then(toml_edit::Item::as_array_of_tables_mut)
-    {
-        for step in steps.iter_mut() {
-            if let Some(toml_edit::Item::Table(expect)) = step.remove("expect") {
-                let mut inline = expect.into_inline_table();
-                inline.fmt();
-                step.insert("expect", toml_edit::value(inline));
-            }
-        }
-    }
-    Ok(doc.to_string())
-}
-
-fn one_line_arrays(table: &mut toml_edit::Table) {
-    for (_, item) in table.iter_mut() {
-        match item {
-            toml_edit::Item::Value(toml_edit::Value::Array(array)) => array.fmt(),
-            toml_edit::Item::Table(t) => one_line_arrays(t),
-            toml_edit::Item::ArrayOfTables(tables) => tables.iter_mut().for_each(one_line_arrays),
-            _ => {}
-        }
-    }
-}
-
-/// A file-name slug: lowercase ASCII letters and digits, runs of anything else as one `_`,
-/// at most 80 characters, `scenario` when nothing is left.
-pub fn slug(name: &str) -> String {
-    let mut out = String::new();
-    for c in name.chars() {
-        if c.is_ascii_alphanumeric() {
-            out.push(c.to_ascii_lowercase());
-        } else if !out.is_empty() && !out.ends_with('_') {
-            out.push('_');
-        }
-    }
-    out.truncate(80);
-    let out = out.trim_end_matches('_');
-    if out.is_empty() {
-        "scenario".to_string()
-    } else {
-        out.to_string()
-    }
-}
-
-/// Builds faults, workers and steps from the ops, in order.
-#[derive(Default)]
-struct Writer {
-    faults: Vec<FaultDecl>,
-    workers: Vec<WorkerSpec>,
-    steps: Vec<Step>,
-    notes: Vec<String>,
-    /// `inject` steps (step index, fault index) whose fault id is filled in at the end.
-    injects: Vec<(usize, usize)>,
-    /// A lock is to be held during the next read.
-    lock_armed: bool,
-}
-
-impl Writer {
-    fn op(&mut self, op: &RecordedOp) {
-        match op {
-            RecordedOp::Lookup {
-                thread,
-                scope,
-                handle,
-                expect_found,
-                then_db_hit,
-            } => {
-                let expect = match expect_found {
-                    Some(true) => Expect {
-                        ok: Some(true),
-                        path: Some(thread.clone()),
-                        ..Expect::default()
-                    },
-                    Some(false) => Expect {
-                        ok: Some(false),
-                        path: Some("none".into()),
-                        ..Expect::default()
-                    },
-                    None => Expect::default(),
-                };
-                let lookup = |expect| Step::Lookup {
-                    thread: thread.clone(),
-                    scope: *scope,
-                    ask_other_home: false,
-                    handle: *handle,
-                    expect,
-                };
-                self.read(lookup(expect));
-                if *then_db_hit {
-                    self.steps.push(lookup(Expect {
-                        ok: Some(true),
-                        source: Some("db".into()),
-                        path: Some(thread.clone()),
-                        ..Expect::default()
-                    }));
-                }
-            }
-            RecordedOp::ListAll {
-                archived,
-                page_size,
-                handle,
-                expect_all,
-            } => self.read(Step::List {
-                archived: *archived,
-                page_size: Some(*page_size),
-                prune: false,
-                ask_other_home: false,
-                cursor: None,
-                handle: *handle,
-                expect: Expect {
-                    ok: Some(true),
-                    all_threads: expect_all.then_some(true),
-                    ..Expect::default()
-                },
-            }),
-            RecordedOp::Fault(fault) => {
-                self.faults.push(FaultDecl {
-                    id: None,
-                    at: FaultTime::Step,
-                    fault: fault.clone(),
-                });
-                // The fault's id is known once every fault is declared (`to_scenario`).
-                self.injects.push((self.steps.len(), self.faults.len() - 1));
-                self.steps.push(Step::Inject {
-                    fault: String::new(),
-                });
-            }
-            RecordedOp::HoldWriteLockDuringNext => self.lock_armed = true,
-            RecordedOp::Init { expect_timeout } => self.steps.push(Step::Init {
-                expect: if *expect_timeout {
-                    Expect {
-                        ok: Some(false),
-                        timed_out: Some(true),
-                        ..Expect::default()
-                    }
-                } else {
-                    Expect {
-                        ok: Some(true),
-                        timed_out: Some(false),
-                        ..Expect::default()
-                    }
-                },
-            }),
-            RecordedOp::Note(text) => self.notes.push(text.clone()),
-        }
-    }
-
-    /// A read step, inside a held lock when one is armed.
-    fn read(&mut self, step: Step) {
-        if !std::mem::take(&mut self.lock_armed) {
-            self.steps.push(step);
-            return;
-        }
-        let name = format!("lock{}", self.workers.len() + 1);
-        self.workers.push(WorkerSpec {
-            name: name.clone(),
-            kind: WorkerKind::Process,
-            role: Role::LockHolder,
-            failpoints: Vec::new(),
-            clock_skew: None,
-            handle: HandleMode::default(),
-            threads: Vec::new(),
-            scope: Scope::default(),
-            repeat: 1,
-            hold: Some(LOCK_HOLD),
-            count: 1,
-            page_size: None,
-            entrypoint: None,
-            wait_timeout: None,
-        });
-        self.steps.push(Step::Start {
-            worker: name.clone(),
-        });
-        self.steps.push(Step::WaitFor {
-            worker: name.clone(),
-            event: "lock_held".into(),
-            timeout: None,
-        });
-        self.steps.push(step);
-        self.steps.push(Step::Kill {
-            worker: name.clone(),
-        });
-        self.steps.push(Step::Join {
-            worker: name,
-            timeout: None,
-            expect: Expect {
-                killed: Some(true),
-                ..Expect::default()
-            },
-        });
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::faults::{RootName, Unverifiable};
+    use crate::scenario::model::{Expect, FaultTime, Role, WorkerKind};
 
     fn t(alias: &str) -> String {
         alias.to_string()

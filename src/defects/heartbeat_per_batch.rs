@@ -1,0 +1,26 @@
+//! Seeded bug `heartbeat-per-batch`: the lease heartbeat happens only per batch, so a slow batch loses the lease.
+
+use super::{Decisions, Defect, ExpectedKill};
+
+pub struct HeartbeatPerBatch;
+
+impl Decisions for HeartbeatPerBatch {
+    fn heartbeat_per_batch(&self) -> bool {
+        true
+    }
+}
+
+pub const DEFECT: Defect = Defect {
+    description: "the lease heartbeat happens only per batch, so a slow batch loses the lease",
+    decisions: &HeartbeatPerBatch,
+    killed_by: &[
+        ExpectedKill {
+            scenario: "gate_stuck_lease_times_out",
+            failure: "step 4 (join waiter): expected ok = false",
+        },
+        ExpectedKill {
+            scenario: "lease_heartbeat_outlives_slow_batch",
+            failure: "step 4 (join second): expected backfill_ran = false",
+        },
+    ],
+};
