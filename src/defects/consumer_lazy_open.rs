@@ -42,8 +42,14 @@ impl Decisions for ConsumerLazyOpen {
 pub const DEFECT: Defect = Defect {
     description: "a consumer opens its own DB handle instead of using the one passed in",
     decisions: &ConsumerLazyOpen,
-    killed_by: &[ExpectedKill {
-        scenario: "entrypoints_one_open_each",
-        failure: "step 1 (entrypoint cli): expected refused_opens = 0",
-    }],
+    killed_by: &[
+        ExpectedKill {
+            scenario: "entrypoints_one_open_each",
+            failure: "step 1 (entrypoint cli): expected refused_opens = 0",
+        },
+        ExpectedKill {
+            scenario: "archive_duplicate_never_overwrites",
+            failure: "is missing from the Active listing",
+        },
+    ],
 };

@@ -20,12 +20,8 @@ pub const DEFECT: Defect = Defect {
     decisions: &FuzzyFallback,
     killed_by: &[
         ExpectedKill {
-            scenario: "db_corrupt_file_kept_lookups_use_files",
-            failure: "whose head belongs to thread",
-        },
-        ExpectedKill {
             scenario: "list_pages_prune_stale",
-            failure: "whose head belongs to thread",
+            failure: "whose head claims",
         },
         ExpectedKill {
             scenario: "lookup_damaged_rollouts_never_foreign",
@@ -33,27 +29,27 @@ pub const DEFECT: Defect = Defect {
         },
         ExpectedKill {
             scenario: "lookup_fuzzy_name_never_used",
-            failure: "whose head belongs to thread",
+            failure: "whose head claims",
         },
         ExpectedKill {
             scenario: "lookup_gitignore_never_hides_rollout",
-            failure: "whose head belongs to thread",
+            failure: "whose head claims",
         },
         ExpectedKill {
             scenario: "lookup_moved_rollout_follows_root",
-            failure: "whose head belongs to thread",
+            failure: "whose head claims",
         },
         ExpectedKill {
             scenario: "lookup_race_file_moved_after_db_read",
-            failure: "whose head belongs to thread",
+            failure: "whose head claims",
         },
         ExpectedKill {
             scenario: "lookup_scopes_and_open_only",
-            failure: "whose head belongs to thread",
+            failure: "whose head claims",
         },
         ExpectedKill {
             scenario: "lookup_unverifiable_row_last_resort",
-            failure: "whose head belongs to thread",
+            failure: "whose head claims",
         },
     ],
 };

@@ -61,5 +61,21 @@ pub const DEFECT: Defect = Defect {
             scenario: "lease_stale_owner_after_heartbeat_death",
             failure: "step 4 (join next): expected ok = true",
         },
+        ExpectedKill {
+            scenario: "gate_progressing_owner_outlasts_wait",
+            failure: "expected ok = true, got false (timed out waiting for state db backfill",
+        },
+        ExpectedKill {
+            scenario: "gate_progressing_owner_past_cap_times_out",
+            failure: "expected an error containing 'after 900ms (status: running); lease held by owner', got 'timed out",
+        },
+        ExpectedKill {
+            scenario: "gate_wedged_owner_gives_up_early",
+            failure: "expected an error containing 'alive (heartbeat advancing) but made no progress', got 'timed out",
+        },
+        ExpectedKill {
+            scenario: "lease_chain_of_killed_claimers",
+            failure: "expected killed = true, got false",
+        },
     ],
 };

@@ -28,5 +28,13 @@ pub const DEFECT: Defect = Defect {
             scenario: "gate_stuck_lease_times_out",
             failure: "step 4 (join waiter): worker waiter did not finish within",
         },
+        ExpectedKill {
+            scenario: "gate_progressing_owner_past_cap_times_out",
+            failure: "expected ok = false, got true",
+        },
+        ExpectedKill {
+            scenario: "gate_wedged_owner_gives_up_early",
+            failure: "did not finish within",
+        },
     ],
 };

@@ -22,5 +22,10 @@ pub const DEFECT: Defect = Defect {
             scenario: "lease_heartbeat_outlives_slow_batch",
             failure: "step 4 (join second): expected backfill_ran = false",
         },
+        ExpectedKill {
+            scenario: "gate_wedged_owner_gives_up_early",
+            failure:
+                "expected an error containing 'alive (heartbeat advancing) but made no progress'",
+        },
     ],
 };

@@ -13,9 +13,15 @@ impl Decisions for ListTimestampCursor {
 pub const DEFECT: Defect = Defect {
     description: "listing pages with a timestamp-only cursor and loses rows that tie on it",
     decisions: &ListTimestampCursor,
-    killed_by: &[ExpectedKill {
-        // The outside listing check (every rollout listed) fails before the item count.
-        scenario: "list_cursor_ties",
-        failure: "is missing from the Active listing",
-    }],
+    killed_by: &[
+        ExpectedKill {
+            // The outside listing check (every rollout listed) fails before the item count.
+            scenario: "list_cursor_ties",
+            failure: "is missing from the Active listing",
+        },
+        ExpectedKill {
+            scenario: "list_cursor_forms_codex_hands_out",
+            failure: "is missing from the Active listing",
+        },
+    ],
 };

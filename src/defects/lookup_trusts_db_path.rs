@@ -16,7 +16,7 @@ pub const DEFECT: Defect = Defect {
     killed_by: &[
         ExpectedKill {
             scenario: "lock_held_past_busy_timeout_lookup_answers",
-            failure: "whose head belongs to thread",
+            failure: "whose head claims",
         },
         ExpectedKill {
             scenario: "lookup_damaged_rollouts_never_foreign",
@@ -24,7 +24,7 @@ pub const DEFECT: Defect = Defect {
         },
         ExpectedKill {
             scenario: "lookup_stale_row_other_thread",
-            failure: "whose head belongs to thread",
+            failure: "whose head claims",
         },
         ExpectedKill {
             scenario: "lookup_unverifiable_row_last_resort",
@@ -36,7 +36,7 @@ pub const DEFECT: Defect = Defect {
         },
         ExpectedKill {
             scenario: "repair_cas_keeps_concurrent_write",
-            failure: "whose head belongs to thread",
+            failure: "whose head claims",
         },
         // Trusting the stale row, the lookup never starts the repair the scenario waits on.
         ExpectedKill {
