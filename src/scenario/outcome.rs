@@ -53,6 +53,29 @@ pub struct FaultCoverage {
     pub detail: String,
 }
 
+impl FaultCoverage {
+    /// The coverage of one injection (`Ok`: fired, with its detail), and the failure line
+    /// a fault that did not fire adds to the scenario.
+    pub fn of_injection(
+        id: String,
+        kind: &str,
+        result: Result<String, String>,
+    ) -> (FaultCoverage, Option<String>) {
+        let (fired, detail) = match result {
+            Ok(d) => (true, d),
+            Err(e) => (false, e),
+        };
+        let failure = (!fired).then(|| format!("fault '{id}' did not fire: {detail}"));
+        let coverage = FaultCoverage {
+            id,
+            kind: kind.to_string(),
+            fired,
+            detail,
+        };
+        (coverage, failure)
+    }
+}
+
 /// The result of one scenario run.
 #[derive(Debug, Clone, Serialize)]
 pub struct ScenarioOutcome {

@@ -67,6 +67,11 @@ pub struct ScenarioError {
 }
 
 impl Scenario {
+    /// The declared worker named `name`.
+    pub fn worker(&self, name: &str) -> Option<&WorkerSpec> {
+        self.workers.iter().find(|w| w.name == name)
+    }
+
     /// Reads, parses and validates one scenario file.
     pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
         let text = std::fs::read_to_string(path).map_err(|e| ScenarioError {

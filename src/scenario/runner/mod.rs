@@ -248,17 +248,9 @@ impl<'a, L: StateLayer> Run<'a, L> {
         let result = decl.fault.apply(&mut self.home);
         self.ledger
             .account_fault(&before, &Census::take(&self.home.codex_home));
-        let (fired, detail) = match result {
-            Ok(d) => (true, d),
-            Err(e) => (false, e),
-        };
-        self.coverage.push(FaultCoverage {
-            id: id.clone(),
-            kind: decl.fault.kind().to_string(),
-            fired,
-            detail: detail.clone(),
-        });
-        (!fired).then(|| format!("fault '{id}' did not fire: {detail}"))
+        let (coverage, failure) = FaultCoverage::of_injection(id, decl.fault.kind(), result);
+        self.coverage.push(coverage);
+        failure
     }
 
     fn plan(

@@ -22,13 +22,7 @@ impl<L: StateLayer> Run<'_, L> {
     pub(super) async fn step_inner(&mut self, step: &Step) -> Result<Vec<String>, String> {
         match step {
             Step::Start { worker } => {
-                let spec = self
-                    .sc
-                    .workers
-                    .iter()
-                    .find(|w| &w.name == worker)
-                    .ok_or("unknown worker")?
-                    .clone();
+                let spec = self.sc.worker(worker).ok_or("unknown worker")?.clone();
                 let plan = self.plan(&spec.name, spec.role, Some(&spec))?;
                 self.start(plan, spec.kind)?;
                 Ok(vec![])

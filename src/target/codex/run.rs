@@ -166,17 +166,9 @@ impl<'a> CodexRun<'a> {
         };
         self.ledger
             .account_fault(&before, &Census::take(&self.home.codex_home));
-        let (fired, detail) = match result {
-            Ok(d) => (true, d),
-            Err(e) => (false, e),
-        };
-        self.coverage.push(FaultCoverage {
-            id: id.clone(),
-            kind: decl.fault.kind().to_string(),
-            fired,
-            detail: detail.clone(),
-        });
-        (!fired).then(|| format!("fault '{id}' did not fire: {detail}"))
+        let (coverage, failure) = FaultCoverage::of_injection(id, decl.fault.kind(), result);
+        self.coverage.push(coverage);
+        failure
     }
 
     fn spawn(&mut self, name: &str, role: Role, job: Job) {
@@ -337,13 +329,7 @@ impl<'a> CodexRun<'a> {
         }
         match step {
             Step::Start { worker } => {
-                let spec = self
-                    .sc
-                    .workers
-                    .iter()
-                    .find(|w| &w.name == worker)
-                    .ok_or("unknown worker")?
-                    .clone();
+                let spec = self.sc.worker(worker).ok_or("unknown worker")?.clone();
                 let job = self.job_for(spec.role, &spec.threads, spec.scope, spec.repeat, false)?;
                 self.spawn(&spec.name, spec.role, job);
                 Ok(vec![])
