@@ -12,7 +12,7 @@ use super::args::{HomeArgs, TimingArgs};
 use super::db_creation::{prepare, CreationArgs};
 use super::usage_error;
 use crate::fixture::{generate_home, FixtureOptions};
-use crate::lookup::{find_thread_path_in, list_threads, ListError, ListRequest};
+use crate::lookup::{find_thread_path_in, list_threads, ListError, ListFilter, ListRequest};
 use crate::process::ProcessContext;
 use crate::state::threads::SortKey;
 use crate::state::{StateDbHandle, StateError};
@@ -303,6 +303,12 @@ pub struct ListArgs {
     /// Delete rows whose rollout file is missing (reported as stale otherwise).
     #[arg(long)]
     pub prune: bool,
+    /// Keep only threads of this source kind (`cli`, `vscode`, `exec`, ...; repeatable).
+    #[arg(long = "source", value_name = "KIND")]
+    pub sources: Vec<String>,
+    /// Keep only threads of this model provider (repeatable).
+    #[arg(long = "provider", value_name = "ID")]
+    pub providers: Vec<String>,
     /// Print one JSON object instead of text.
     #[arg(long)]
     pub json: bool,
@@ -325,6 +331,10 @@ pub fn list(args: ListArgs) -> ExitCode {
         cursor: args.cursor.clone(),
         sort: args.sort,
         prune: args.prune,
+        filter: ListFilter {
+            sources: args.sources.clone(),
+            providers: args.providers.clone(),
+        },
     };
     match list_threads(handle.as_ref(), &home, &req) {
         Ok(page) => {

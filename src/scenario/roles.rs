@@ -283,6 +283,7 @@ fn role_list<L: StateLayer>(
             cursor: cursor.take(),
             sort: SortKey::Updated,
             prune: plan.prune,
+            ..ListRequest::default()
         };
         let page = layer
             .list(

@@ -24,6 +24,8 @@ use crate::events::kinds;
 use crate::failpoints::Failpoint;
 use crate::process::ProcessContext;
 use crate::state::backfill_state::{BackfillStatus, LeaseOwnerInfo};
+use crate::state::init_phase::{self, InitPhase, PhaseStatus};
+use crate::state::legacy_files::remove_legacy_state_dbs;
 use crate::state::{OpenMode, RuntimeOptions, StateDbHandle, StateError, StateRuntime};
 use crate::timing::Timings;
 
@@ -137,18 +139,48 @@ pub fn try_init(ctx: &Arc<ProcessContext>, cfg: &StateDbConfig) -> Result<InitRe
 }
 
 fn try_init_once(ctx: &Arc<ProcessContext>, cfg: &StateDbConfig) -> Result<InitReport, InitError> {
-    let opened = StateRuntime::open(ctx, cfg.runtime.clone(), OpenMode::CreateAndMigrate)
-        .and_then(|rt| crate::recovery::probe(&rt).map(|()| rt));
+    let opened =
+        StateRuntime::open(ctx, cfg.runtime.clone(), OpenMode::CreateAndMigrate).and_then(|rt| {
+            let probed = crate::recovery::probe(&rt);
+            init_phase::record(ctx, InitPhase::PostInitQuery, phase_status(&probed));
+            probed.map(|()| rt)
+        });
     let rt = opened.map_err(|source| InitError::Open {
         sqlite_home: cfg.runtime.sqlite_home.clone(),
         source: Box::new(source),
     })?;
+    // The current DB is open and sound: only now may older state DB files go.
+    let legacy = remove_legacy_state_dbs(rt.sqlite_home());
+    if !legacy.removed.is_empty() {
+        ctx.emit(kinds::LEGACY_DB_REMOVED, json!({"removed": legacy.removed}));
+    }
+    init_phase::record(
+        ctx,
+        InitPhase::RemoveLegacyStateDbs,
+        if legacy.failed.is_empty() {
+            PhaseStatus::Success
+        } else {
+            PhaseStatus::Failed(crate::state::ErrorClass::Io)
+        },
+    );
     ctx.failpoint(Failpoint::InitAfterOpen)
         .map_err(|e| InitError::Backfill {
             codex_home: cfg.runtime.codex_home.clone(),
             source: Box::new(e.into()),
         })?;
-    match wait_for_backfill_gate(&rt, cfg) {
+    let gated = wait_for_backfill_gate(&rt, cfg);
+    init_phase::record(
+        ctx,
+        InitPhase::BackfillGate,
+        match &gated {
+            Ok(_) => PhaseStatus::Success,
+            Err(InitError::TimedOut { .. }) => PhaseStatus::Failed(crate::state::ErrorClass::Lease),
+            Err(InitError::Open { source, .. })
+            | Err(InitError::ReadState { source, .. })
+            | Err(InitError::Backfill { source, .. }) => PhaseStatus::Failed(source.class()),
+        },
+    );
+    match gated {
         Ok(report) => {
             // Rollouts that appeared after the backfill completed get their rows now (a
             // process that just ran the backfill has scanned the roots itself).
@@ -159,6 +191,7 @@ fn try_init_once(ctx: &Arc<ProcessContext>, cfg: &StateDbConfig) -> Result<InitR
                     "startup",
                 );
             }
+            init_phase::record(ctx, InitPhase::Ready, PhaseStatus::Success);
             ctx.emit(
                 kinds::GATE_READY,
                 json!({"waited_ms": report.waited.as_millis() as u64, "ran": report.backfill.ran}),
@@ -169,6 +202,13 @@ fn try_init_once(ctx: &Arc<ProcessContext>, cfg: &StateDbConfig) -> Result<InitR
             ctx.emit(kinds::GATE_FAILED, json!({"error": err.to_string()}));
             Err(err)
         }
+    }
+}
+
+fn phase_status(result: &Result<(), StateError>) -> PhaseStatus {
+    match result {
+        Ok(()) => PhaseStatus::Success,
+        Err(err) => PhaseStatus::Failed(err.class()),
     }
 }
 
