@@ -109,6 +109,15 @@ pub enum Step {
     },
     /// Run an oracle now.
     Check { oracle: Oracle },
+    /// Check which files the sqlite home holds (names relative to it): every `present`
+    /// one is a file (unchanged, when the scenario declared it as a `[[home.file]]`), no
+    /// `absent` one exists.
+    ExpectFiles {
+        #[serde(default)]
+        present: Vec<String>,
+        #[serde(default)]
+        absent: Vec<String>,
+    },
 }
 
 /// `[[check]]`: a global check after the last step.

@@ -2,6 +2,7 @@
 //! release, kill, join, inject, sleep, one-shot init/lookup/list/entrypoint, row and
 //! backfill expectations, oracles), and the one-line label failures name a step by.
 
+use crate::scenario::file_expect::check_files;
 use std::time::{Duration, Instant};
 
 use uuid::Uuid;
@@ -222,6 +223,13 @@ impl<L: StateLayer> Run<'_, L> {
                 }
                 Ok(f)
             }
+            Step::ExpectFiles { present, absent } => Ok(check_files(
+                self.sc,
+                &self.home.codex_home,
+                &self.home.sqlite_home,
+                present,
+                absent,
+            )),
             Step::Check { oracle } => {
                 let rows = if self.home.db_path().exists() {
                     Some(self.read_rows()?)
@@ -281,5 +289,6 @@ pub fn step_label(step: &Step) -> String {
         Step::ExpectRow { thread, .. } => format!("expect_row {thread}"),
         Step::ExpectBackfill { .. } => "expect_backfill".into(),
         Step::Check { oracle } => format!("check {oracle:?}"),
+        Step::ExpectFiles { .. } => "expect_files".into(),
     }
 }

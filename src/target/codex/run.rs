@@ -1,6 +1,7 @@
 //! One scenario on Codex: set up the home, run the steps with app-server workers, and
 //! judge the answers, listings, rows and files from outside.
 
+use crate::scenario::file_expect::check_files;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -413,6 +414,13 @@ impl<'a> CodexRun<'a> {
                 Ok(f)
             }
             Step::Check { oracle } => Ok(self.oracle(*oracle)),
+            Step::ExpectFiles { present, absent } => Ok(check_files(
+                self.sc,
+                &self.home.codex_home,
+                &self.home.sqlite_home,
+                present,
+                absent,
+            )),
             Step::WaitFor { .. }
             | Step::Release { .. }
             | Step::Entrypoint { .. }
