@@ -1,9 +1,8 @@
 //! The `expect_files` step, judged the same way on every target: which files the sqlite
 //! home holds after the steps before it, from a directory listing and the files' bytes.
 
-use std::path::Path;
-
 use super::model::Scenario;
+use crate::faults::HomeModel;
 
 /// Failure lines for `present` / `absent` (names relative to `sqlite_home`). A present
 /// file the scenario declared as a `[[home.file]]` in that directory must still hold its
@@ -11,11 +10,11 @@ use super::model::Scenario;
 /// truncated, shows here).
 pub fn check_files(
     sc: &Scenario,
-    codex_home: &Path,
-    sqlite_home: &Path,
+    home: &HomeModel,
     present: &[String],
     absent: &[String],
 ) -> Vec<String> {
+    let (codex_home, sqlite_home) = (&home.codex_home, &home.sqlite_home);
     let mut f = Vec::new();
     for name in present {
         let path = sqlite_home.join(name);

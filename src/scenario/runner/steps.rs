@@ -223,13 +223,9 @@ impl<L: StateLayer> Run<'_, L> {
                 }
                 Ok(f)
             }
-            Step::ExpectFiles { present, absent } => Ok(check_files(
-                self.sc,
-                &self.home.codex_home,
-                &self.home.sqlite_home,
-                present,
-                absent,
-            )),
+            Step::ExpectFiles { present, absent } => {
+                Ok(check_files(self.sc, &self.home, present, absent))
+            }
             Step::Check { oracle } => {
                 let rows = if self.home.db_path().exists() {
                     Some(self.read_rows()?)

@@ -414,13 +414,9 @@ impl<'a> CodexRun<'a> {
                 Ok(f)
             }
             Step::Check { oracle } => Ok(self.oracle(*oracle)),
-            Step::ExpectFiles { present, absent } => Ok(check_files(
-                self.sc,
-                &self.home.codex_home,
-                &self.home.sqlite_home,
-                present,
-                absent,
-            )),
+            Step::ExpectFiles { present, absent } => {
+                Ok(check_files(self.sc, &self.home, present, absent))
+            }
             Step::WaitFor { .. }
             | Step::Release { .. }
             | Step::Entrypoint { .. }
