@@ -14,11 +14,13 @@ use crate::rollout::metadata::{serde_text, FALLBACK_SOURCE};
 use crate::thread::{ThreadMetadata, DEFAULT_PROVIDER};
 
 /// Which threads a listing keeps.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ListFilter {
     /// Source kinds to keep (empty: all).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub sources: Vec<String>,
     /// Model providers to keep (empty: all).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub providers: Vec<String>,
 }
 

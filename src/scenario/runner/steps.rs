@@ -140,11 +140,17 @@ impl<L: StateLayer> Run<'_, L> {
                 prune,
                 ask_other_home,
                 cursor,
+                sources,
+                providers,
                 handle,
                 expect,
             } => {
                 let (archived, page_size, prune, handle) = (*archived, *page_size, *prune, *handle);
                 let cursor = cursor.clone();
+                let filter = crate::lookup::ListFilter {
+                    sources: sources.clone(),
+                    providers: providers.clone(),
+                };
                 let ask_home = self.other_home(*ask_other_home)?;
                 let out = self
                     .one_shot(Role::List, move |p| {
@@ -152,6 +158,7 @@ impl<L: StateLayer> Run<'_, L> {
                         p.page_size = page_size;
                         p.prune = prune;
                         p.cursor = cursor;
+                        p.list_filter = filter;
                         p.ask_home = ask_home;
                         p.handle = handle;
                     })
