@@ -113,4 +113,6 @@ pub mod kinds {
     pub const LOOKUP: &str = "lookup";
     pub const REPAIR: &str = "repair";
     pub const STATUS_UNKNOWN: &str = "backfill_status_unknown";
+    pub const INIT_PHASE: &str = "init_phase";
+    pub const LEGACY_DB_REMOVED: &str = "legacy_state_db_removed";
 }

@@ -11,6 +11,9 @@ use uuid::Uuid;
 /// Codex's stored sandbox policy when no turn context names one (a read-only profile).
 pub const DEFAULT_SANDBOX_POLICY: &str = r#"{"type":"managed","file_system":{"type":"restricted","entries":[{"path":{"type":"special","value":{"kind":"root"}},"access":"read"}]},"network":"restricted"}"#;
 
+/// The model provider recorded for rollouts that name none (Codex's default provider).
+pub const DEFAULT_PROVIDER: &str = "openai";
+
 /// Codex's default creation memory mode (`threads.memory_mode` default).
 pub const DEFAULT_MEMORY_MODE: &str = "enabled";
 

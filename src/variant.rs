@@ -69,6 +69,8 @@ pub enum Variant {
     RecoveryDropsDbOnly,
     #[cfg(feature = "seeded-bugs")]
     RecoveryDeletesDamaged,
+    #[cfg(feature = "seeded-bugs")]
+    RepairAcceptsOutsideHome,
 }
 
 impl Variant {

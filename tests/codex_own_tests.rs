@@ -12,7 +12,9 @@ use statedb_harness::backfill::run_backfill;
 use statedb_harness::consumers::{
     update_thread_git_metadata, GitFields, GitMetadataPatch, LocalThreadStore, ReadThreadRequest,
 };
-use statedb_harness::lookup::{find_thread_path_in, list_threads, ListRequest, LookupSource};
+use statedb_harness::lookup::{
+    find_thread_path_in, list_threads, ListFilter, ListRequest, LookupSource,
+};
 use statedb_harness::rollout::layout::Root;
 use statedb_harness::rollout::metadata::extract_metadata;
 use statedb_harness::rollout::writer::{write_rollout, GitInfo, RolloutSpec};
@@ -43,11 +45,19 @@ fn row(h: &StateDbHandle, id: Uuid) -> ThreadMetadata {
 }
 
 fn all_listed(h: Option<&StateDbHandle>, home: &Path, archived: bool) -> Vec<Uuid> {
-    let mut req = ListRequest {
-        archived,
-        page_size: 3,
-        ..ListRequest::default()
-    };
+    every_page(
+        h,
+        home,
+        ListRequest {
+            archived,
+            page_size: 3,
+            ..ListRequest::default()
+        },
+    )
+}
+
+/// The ids of every page of a listing, in order.
+fn every_page(h: Option<&StateDbHandle>, home: &Path, mut req: ListRequest) -> Vec<Uuid> {
     let mut ids = Vec::new();
     for _ in 0..50 {
         let page = list_threads(h, home, &req).unwrap();
@@ -303,4 +313,190 @@ fn an_active_rollout_is_preferred_over_an_archived_copy() {
         assert_eq!(read.rollout_path, t.path, "with_db={with_db}");
         assert!(!read.archived, "with_db={with_db}");
     }
+}
+
+/// Unique millisecond timestamps per process (the runtime's `updated_at` high-water
+/// mark): upserts landing in the same millisecond, or in the hot second just behind the
+/// newest value, get distinct, increasing `updated_at_ms`; a value at least a second older
+/// (a historical file mtime) is stored as given. Catches equal timestamps (whose order a
+/// keyset cursor cannot tell), values moving backwards, and old values rewritten.
+#[test]
+fn upserts_in_the_same_millisecond_get_distinct_increasing_updated_at() {
+    let ctx = ctx("unique-ms");
+    let (home, _, h) = indexed_in(&ctx, 1, 0);
+    let now = 1_796_000_000_123;
+    let ids: Vec<Uuid> = (10..14).map(new_id).collect();
+    for (i, id) in ids.iter().enumerate() {
+        let mut m = ThreadMetadata::new(*id, home.path().join(format!("{i}.jsonl")), now);
+        m.updated_at_ms = if i == 3 { now - 1 } else { now };
+        upsert(&h, &m);
+    }
+    let got: Vec<i64> = ids.iter().map(|id| row(&h, *id).updated_at_ms).collect();
+    assert_eq!(got, vec![now, now + 1, now + 2, now + 3], "same hot second");
+    let old = new_id(15);
+    let mut m = ThreadMetadata::new(old, home.path().join("old.jsonl"), now - 5_000);
+    m.updated_at_ms = now - 5_000;
+    upsert(&h, &m);
+    assert_eq!(
+        row(&h, old).updated_at_ms,
+        now - 5_000,
+        "historical value kept"
+    );
+    // The seconds column Codex's older readers use follows the allocated value.
+    let secs: i64 = h
+        .read("test", |c| {
+            c.query_row(
+                "SELECT updated_at FROM threads WHERE id = ?1",
+                [ids[3].to_string()],
+                |r| r.get(0),
+            )
+        })
+        .unwrap();
+    assert_eq!(secs, (now + 3) / 1000);
+}
+
+/// Legacy seconds-only rows and allocated ms rows read together: the seconds row sorts by
+/// its seconds × 1000 among ms rows in a listing. Catches a reader that takes a NULL ms
+/// column as 0 (the row would sink to the end) or the seconds value as ms.
+#[test]
+fn legacy_seconds_rows_sort_among_millisecond_rows_in_a_listing() {
+    let ctx = ctx("legacy-seconds-order");
+    let (home, fixture, h) = indexed_in(&ctx, 3, 0);
+    let rows: Vec<ThreadMetadata> = fixture.iter().map(|t| row(&h, t.id)).collect();
+    let mut by_update = rows.clone();
+    by_update.sort_by_key(|r| std::cmp::Reverse((r.updated_at_ms, r.id)));
+    // The middle row loses its ms columns, as an older binary wrote it.
+    let middle = by_update[1].id;
+    exec_sql(
+        &h,
+        "UPDATE threads SET updated_at_ms = NULL, created_at_ms = NULL WHERE id = ?1",
+        [middle.to_string()],
+    );
+    let listed = all_listed(Some(&h), home.path(), false);
+    assert_eq!(listed[1], middle, "{listed:?}");
+    assert_eq!(
+        row(&h, middle).updated_at_ms,
+        by_update[1].updated_at_ms.div_euclid(1000) * 1000
+    );
+}
+
+/// `backfill_sessions_normalizes_cwd_before_upsert`: a session cwd written as
+/// `<dir>/.`, through a symlink, or with `..` is stored in its canonical form, by the
+/// backfill and by the read-repair that indexes a rollout the DB missed. Catches a cwd
+/// stored as written (a cwd filter or a `/resume` in that directory would miss it).
+#[test]
+fn cwd_is_normalized_before_upsert() {
+    let (home, _) = home_with(0, 0);
+    let real = tempfile::tempdir().unwrap();
+    let project = real.path().join("project");
+    std::fs::create_dir_all(project.join("sub")).unwrap();
+    let link = real.path().join("link");
+    std::os::unix::fs::symlink(&project, &link).unwrap();
+    let canonical = std::fs::canonicalize(&project)
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+    let written = [
+        format!("{}/.", project.display()),
+        format!("{}/sub/..", link.display()),
+        format!("{}/./sub/../", link.display()),
+    ];
+    let ids: Vec<Uuid> = (20..23).map(new_id).collect();
+    for (id, cwd) in ids.iter().zip(&written) {
+        write_with(home.path(), *id, |s| s.cwd = cwd.clone());
+    }
+    let ctx = ctx("cwd-normalized");
+    let h = try_init(&ctx, &cfg(home.path())).unwrap().handle;
+    for id in &ids {
+        assert_eq!(row(&h, *id).cwd, canonical, "backfill of {id}");
+    }
+    // A rollout the DB never saw, indexed by a lookup's read-repair.
+    let late = new_id(23);
+    write_with(home.path(), late, |s| s.cwd = written[1].clone());
+    let r = find_thread_path_in(&ctx, Some(&h), home.path(), &late.to_string(), Scope::Any);
+    assert!(r.repaired, "{r:?}");
+    assert_eq!(row(&h, late).cwd, canonical, "read-repair");
+}
+
+fn listed_with(h: Option<&StateDbHandle>, home: &Path, filter: ListFilter) -> Vec<Uuid> {
+    let req = ListRequest {
+        page_size: 2,
+        filter,
+        ..ListRequest::default()
+    };
+    let mut ids = every_page(h, home, req);
+    ids.sort();
+    ids
+}
+
+/// Codex's `thread/list` source-kind and model-provider filters: a listing keeps exactly
+/// the threads of the asked sources and providers, paged, with and without the DB, and
+/// both listings agree. Catches a filter that is ignored, applied to one listing only,
+/// applied after paging (short pages that end early), or that treats a list of values as
+/// only its first one.
+#[test]
+fn listing_filters_by_source_kind_and_model_provider() {
+    let (home, _) = home_with(0, 0);
+    let kinds = [
+        ("cli", "openai"),
+        ("exec", "openai"),
+        ("vscode", "azure"),
+        ("cli", "azure"),
+        ("mcp", "openai"),
+        ("exec", "azure"),
+        ("cli", "openai"),
+    ];
+    let ids: Vec<(Uuid, &str, &str)> = kinds
+        .iter()
+        .enumerate()
+        .map(|(i, (source, provider))| {
+            let id = new_id(30 + i as u128);
+            write_with(home.path(), id, |s| {
+                s.source = source.to_string();
+                s.model_provider = provider.to_string();
+                s.created = at("2026-01-21T09:00:00Z") + chrono::TimeDelta::minutes(i as i64);
+            });
+            (id, *source, *provider)
+        })
+        .collect();
+    let want = |sources: &[&str], providers: &[&str]| {
+        let mut v: Vec<Uuid> = ids
+            .iter()
+            .filter(|(_, s, p)| {
+                (sources.is_empty() || sources.contains(s))
+                    && (providers.is_empty() || providers.contains(p))
+            })
+            .map(|(id, _, _)| *id)
+            .collect();
+        v.sort();
+        v
+    };
+    let filter = |sources: &[&str], providers: &[&str]| ListFilter {
+        sources: sources.iter().map(|s| s.to_string()).collect(),
+        providers: providers.iter().map(|s| s.to_string()).collect(),
+    };
+    let ctx = ctx("list-filters");
+    let h = try_init(&ctx, &cfg(home.path())).unwrap().handle;
+    let cases: [(&[&str], &[&str]); 5] = [
+        (&["cli"], &[]),
+        (&["exec", "mcp"], &[]),
+        (&[], &["azure"]),
+        (&["cli"], &["openai"]),
+        (&["vscode"], &["openai"]),
+    ];
+    for (sources, providers) in cases {
+        let expected = want(sources, providers);
+        for handle in [None, Some(&h)] {
+            assert_eq!(
+                listed_with(handle, home.path(), filter(sources, providers)),
+                expected,
+                "sources {sources:?} providers {providers:?} with_db={}",
+                handle.is_some()
+            );
+        }
+    }
+    assert_eq!(
+        listed_with(Some(&h), home.path(), ListFilter::default()).len(),
+        kinds.len()
+    );
 }

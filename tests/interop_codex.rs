@@ -23,17 +23,7 @@ fn harness_init_on_a_home_without_db_leaves_one_codex_starts_on() {
         return;
     };
     let (home, threads) = user_home(3, 1);
-    let h = home.path().to_str().unwrap();
-    harness_ok(
-        &[
-            "init",
-            "--codex-home",
-            h,
-            "--codex-bin",
-            bin.path().to_str().unwrap(),
-        ],
-        0,
-    );
+    harness_init_with_codex(&bin, home.path());
     let says = codex_says(&bin, home.path()).expect("Codex starts on the DB after harness init");
     assert_codex_agrees(&says, &threads);
 }

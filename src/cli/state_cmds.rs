@@ -12,11 +12,11 @@ use super::args::{HomeArgs, TimingArgs};
 use super::db_creation::{prepare, CreationArgs};
 use super::usage_error;
 use crate::fixture::{generate_home, FixtureOptions};
-use crate::lookup::{find_thread_path_in, list_threads, ListError, ListRequest};
+use crate::lookup::{find_thread_path_in, list_threads, ListError, ListFilter, ListRequest};
 use crate::process::ProcessContext;
 use crate::state::threads::SortKey;
-use crate::state::{StateDbHandle, StateError};
-use crate::state_db::{open_existing, try_init, StateDbConfig};
+use crate::state::{RuntimeOptions, StateDbHandle, StateError};
+use crate::state_db::{open_existing, try_init_with, StateDbConfig};
 use crate::thread::Scope;
 
 #[derive(Debug, Args)]
@@ -44,7 +44,8 @@ pub fn init(args: InitArgs) -> ExitCode {
     if let Err(e) = prepare(&cfg.runtime, &args.creation) {
         return usage_error(e);
     }
-    match try_init(&ctx, &cfg) {
+    let recreate = |runtime: &RuntimeOptions| prepare(runtime, &args.creation).map(|_| ());
+    match try_init_with(&ctx, &cfg, Some(&recreate)) {
         Ok(report) => {
             let b = &report.backfill;
             if args.json {
@@ -179,7 +180,9 @@ fn obtain_handle(
         eprintln!("note: state db unavailable ({why}); continuing without it");
         return None;
     }
-    match try_init(ctx, cfg) {
+    // A damaged DB is rebuilt only into a DB its home may have: Codex's in a user's home.
+    let recreate = |runtime: &RuntimeOptions| prepare(runtime, &choice.creation).map(|_| ());
+    match try_init_with(ctx, cfg, Some(&recreate)) {
         Ok(report) => Some(report.handle),
         Err(err) => {
             eprintln!("note: state db unavailable ({err}); continuing without it");
@@ -303,6 +306,12 @@ pub struct ListArgs {
     /// Delete rows whose rollout file is missing (reported as stale otherwise).
     #[arg(long)]
     pub prune: bool,
+    /// Keep only threads of this source kind (`cli`, `vscode`, `exec`, ...; repeatable).
+    #[arg(long = "source", value_name = "KIND")]
+    pub sources: Vec<String>,
+    /// Keep only threads of this model provider (repeatable).
+    #[arg(long = "provider", value_name = "ID")]
+    pub providers: Vec<String>,
     /// Print one JSON object instead of text.
     #[arg(long)]
     pub json: bool,
@@ -325,6 +334,10 @@ pub fn list(args: ListArgs) -> ExitCode {
         cursor: args.cursor.clone(),
         sort: args.sort,
         prune: args.prune,
+        filter: ListFilter {
+            sources: args.sources.clone(),
+            providers: args.providers.clone(),
+        },
     };
     match list_threads(handle.as_ref(), &home, &req) {
         Ok(page) => {

@@ -17,6 +17,7 @@ use super::bin::CodexBin;
 use super::error::CodexError;
 use super::home::HomeSpec;
 use super::ALL_SOURCE_KINDS;
+use crate::lookup::ListFilter;
 
 /// Page size used for `list_all` (the server caps pages itself).
 const LIST_PAGE: u64 = 100;
@@ -153,6 +154,23 @@ impl AppServer {
         archived: bool,
         limit: Option<u64>,
     ) -> Result<Vec<Value>, CodexError> {
+        self.list_all_filtered(archived, limit, &ListFilter::default())
+            .await
+    }
+
+    /// `list_all_paged` keeping only `filter`'s source kinds and model providers (an
+    /// empty list: every kind, every provider).
+    pub async fn list_all_filtered(
+        &mut self,
+        archived: bool,
+        limit: Option<u64>,
+        filter: &ListFilter,
+    ) -> Result<Vec<Value>, CodexError> {
+        let kinds: Vec<&str> = if filter.sources.is_empty() {
+            ALL_SOURCE_KINDS.to_vec()
+        } else {
+            filter.sources.iter().map(String::as_str).collect()
+        };
         let mut items = Vec::new();
         let mut cursor: Option<String> = None;
         for _ in 0..MAX_PAGES {
@@ -163,8 +181,8 @@ impl AppServer {
                         "archived": archived,
                         "cursor": cursor,
                         "limit": limit.unwrap_or(LIST_PAGE),
-                        "sourceKinds": ALL_SOURCE_KINDS,
-                        "modelProviders": [],
+                        "sourceKinds": kinds,
+                        "modelProviders": filter.providers,
                     }),
                 )
                 .await?;

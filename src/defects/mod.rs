@@ -56,6 +56,8 @@ mod recovery_deletes_damaged;
 #[cfg(feature = "seeded-bugs")]
 mod recovery_drops_db_only;
 #[cfg(feature = "seeded-bugs")]
+mod repair_accepts_outside_home;
+#[cfg(feature = "seeded-bugs")]
 mod repair_whole_row_upsert;
 
 /// Where the reference decides; the defaults are the reference's decisions.
@@ -159,6 +161,13 @@ pub trait Decisions: Send + Sync + 'static {
         true
     }
 
+    /// Whether a row naming a file outside the codex home is stale however well that
+    /// file's head verifies (a home moved or copied with its DB): never an answer, repaired
+    /// onto this home's rollout when there is one.
+    fn outside_home_path_is_stale(&self) -> bool {
+        true
+    }
+
     /// Whether recovery keeps the damaged DB as a backup (instead of deleting it).
     fn recovery_keeps_damaged(&self) -> bool {
         true
@@ -230,6 +239,7 @@ mod seeded {
             Variant::HandleHomeUnchecked => &handle_home_unchecked::DEFECT,
             Variant::RecoveryDropsDbOnly => &recovery_drops_db_only::DEFECT,
             Variant::RecoveryDeletesDamaged => &recovery_deletes_damaged::DEFECT,
+            Variant::RepairAcceptsOutsideHome => &repair_accepts_outside_home::DEFECT,
         }
     }
 }

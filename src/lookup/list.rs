@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, NaiveDateTime, SecondsFormat, Utc};
 use uuid::Uuid;
 
+use super::filter::ListFilter;
 use super::find::{find_thread_path, LookupSource};
 use crate::backfill::reconcile::{reconcile_or_warn, ReconcileMode};
 use crate::process::ProcessContext;
@@ -36,6 +37,8 @@ pub struct ListRequest {
     pub sort: SortKey,
     /// Delete rows whose rollout file is missing (off by default).
     pub prune: bool,
+    /// Source kinds and model providers to keep (empty: all).
+    pub filter: ListFilter,
 }
 
 impl Default for ListRequest {
@@ -46,6 +49,7 @@ impl Default for ListRequest {
             cursor: None,
             sort: SortKey::Updated,
             prune: false,
+            filter: ListFilter::default(),
         }
     }
 }
@@ -183,11 +187,19 @@ fn list_db(
     let page_size = req.page_size.max(1);
     let mut page = ListPage::default();
     let mut more = false;
+    let (filter_sql, filter_values) = req.filter.sql(5);
     // Refill: keep fetching until the page is full or the rows run out.
     'fetch: loop {
         let want = page_size - page.items.len() + 1;
         let rows = rt.read("list_threads", |c| {
-            threads::page(c, req.archived, req.sort, anchor, want)
+            threads::page_where(
+                c,
+                req.archived,
+                req.sort,
+                anchor,
+                want,
+                (&filter_sql, filter_values.clone()),
+            )
         })?;
         let exhausted = rows.len() < want;
         for row in rows {
@@ -201,7 +213,12 @@ fn list_db(
                 break 'fetch;
             }
             let inside = root_of(rt.codex_home(), &row.rollout_path).is_some();
-            if inside && serves_row(&row.rollout_path, row.id, req.archived, rt.codex_home()) {
+            let accepted = if inside {
+                serves_row(&row.rollout_path, row.id, req.archived, rt.codex_home())
+            } else {
+                !decisions.outside_home_path_is_stale() && head_names(&row.rollout_path, row.id)
+            };
+            if accepted {
                 page.items.push(item(
                     row.id,
                     row.rollout_path,
@@ -304,6 +321,9 @@ fn list_files(
         .into_iter()
         .filter_map(|(path, id)| {
             let head = read_session_meta_head(&path).ok()?;
+            if !req.filter.keeps_head(&head) {
+                return None;
+            }
             let created = head
                 .timestamp
                 .as_deref()
@@ -359,6 +379,11 @@ fn serves_row(path: &Path, id: Uuid, archived: bool, codex_home: &Path) -> bool 
     path.is_file()
         && path.starts_with(root.dir(codex_home))
         && !matches!(read_session_meta_head(path), Ok(head) if head.thread_id().is_some_and(|h| h != id))
+}
+
+/// Whether the file at `path` exists and its head names thread `id`.
+fn head_names(path: &Path, id: Uuid) -> bool {
+    matches!(read_session_meta_head(path), Ok(head) if head.thread_id() == Some(id))
 }
 
 /// Several files can claim one thread (a copy restored next to the original): the file

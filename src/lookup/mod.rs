@@ -6,10 +6,12 @@
 //! `(timestamp, id)` keyset cursor and reports rows whose file is missing instead of
 //! deleting them.
 
+mod filter;
 mod find;
 mod list;
 mod repair;
 
+pub use filter::ListFilter;
 pub use find::{find_thread_path, find_thread_path_in, FallbackReason, LookupResult, LookupSource};
 pub use list::{list_threads, list_threads_in, Cursor, ListError, ListItem, ListPage, ListRequest};
 pub use repair::{read_repair, RepairOutcome};

@@ -6,9 +6,12 @@
 //! 1. sets the damaged file aside, untouched, as `state_5.sqlite.corrupt-<UTC time>` next to
 //!    it (its `-wal` / `-shm` follow under the matching names, so the pair stays readable);
 //! 2. salvages what only the DB knew — explicit thread names (titles that differ from the
-//!    first user message), memory modes, git fields — from a scratch copy of the backup,
+//!    first user message), Codex's `name`, pins (`is_pinned`, section places and the
+//!    sections themselves), memory modes, git fields — from a scratch copy of the backup,
 //!    reading rows forwards and backwards around damaged pages (`salvage`);
-//! 3. lets startup create a fresh DB and rebuild the index from the rollouts;
+//! 3. has a fresh DB made — by the harness in its own homes, by the installed Codex in any
+//!    other home (the `recreate` hook of the startup config), so Codex can still open it —
+//!    and rebuilds the index from the rollouts;
 //! 4. writes the salvaged DB-only values back onto the rebuilt rows (`carry_over`).
 //!
 //! Nothing is deleted: if the file cannot be set aside (read-only directory), startup fails
@@ -25,7 +28,7 @@ use serde_json::json;
 use crate::process::ProcessContext;
 use crate::state::{ErrorClass, RuntimeOptions, StateDbHandle, StateError};
 
-pub use salvage::{carry_over, salvage, Salvaged, SalvagedThread};
+pub use salvage::{carry_over, salvage, Salvaged, SalvagedSection, SalvagedThread, SectionPlace};
 
 /// What a recovery set aside and saved.
 #[derive(Debug, Clone, Default)]
@@ -45,25 +48,8 @@ pub fn is_damage(err: &StateError) -> bool {
 /// quick_check` limited to those tables), so damage shows at startup rather than as
 /// silently wrong rows later: a torn leaf page still reads, as NULL columns.
 pub fn probe(rt: &StateDbHandle) -> Result<(), StateError> {
-    for table in ["threads", "backfill_state"] {
-        let problems = rt.read("probe", |c| {
-            let mut stmt = c.prepare(&format!("PRAGMA quick_check({table})"))?;
-            let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
-            rows.collect::<rusqlite::Result<Vec<String>>>()
-        })?;
-        if problems != ["ok"] {
-            let detail = problems.join("; ");
-            return Err(StateError::sqlite(
-                rt.db_path(),
-                "probe",
-                rusqlite::Error::SqliteFailure(
-                    rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CORRUPT),
-                    Some(format!("quick_check({table}): {detail}")),
-                ),
-            ));
-        }
-    }
-    Ok(())
+    let conn = rt.lock();
+    crate::state::schema::check_tables(&conn, rt.db_path())
 }
 
 /// Sets the damaged DB aside next to itself and salvages its DB-only values. Fails (and

@@ -22,7 +22,7 @@ use super::line::{parse_line, KIND_EVENT_MSG, KIND_SESSION_META, KIND_TURN_CONTE
 use crate::thread::ThreadMetadata;
 
 /// Source recorded when the builder comes from the file name (Codex's default source).
-const FALLBACK_SOURCE: &str = "vscode";
+pub(crate) const FALLBACK_SOURCE: &str = "vscode";
 /// First-message preview for a user message that only carries images.
 const IMAGE_ONLY_PREVIEW: &str = "[Image]";
 
@@ -305,7 +305,7 @@ fn present<'a>(value: &'a Value, key: &str) -> Option<&'a Value> {
 
 /// Codex's storage form of an enum-like serde value: the bare string if it is a JSON
 /// string, else its JSON text.
-fn serde_text(value: &Value) -> String {
+pub(crate) fn serde_text(value: &Value) -> String {
     match value {
         Value::String(s) => s.clone(),
         other => other.to_string(),

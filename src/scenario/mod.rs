@@ -6,6 +6,7 @@
 
 pub mod catalog;
 pub mod checks;
+pub mod file_expect;
 pub mod model;
 pub mod outcome;
 pub mod record;

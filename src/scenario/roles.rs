@@ -60,6 +60,9 @@ pub struct WorkerPlan {
     /// list: the cursor of the first page requested (`None`: the first page).
     #[serde(default)]
     pub cursor: Option<String>,
+    /// list: source kinds and model providers to keep (empty: all).
+    #[serde(default)]
+    pub list_filter: crate::lookup::ListFilter,
     /// archive: move the thread back out of the archive instead.
     #[serde(default)]
     pub unarchive: bool,
@@ -283,6 +286,7 @@ fn role_list<L: StateLayer>(
             cursor: cursor.take(),
             sort: SortKey::Updated,
             prune: plan.prune,
+            filter: plan.list_filter.clone(),
         };
         let page = layer
             .list(

@@ -6,6 +6,8 @@
 pub mod backfill_state;
 pub mod creation;
 mod error;
+pub mod init_phase;
+pub mod legacy_files;
 mod runtime;
 pub mod schema;
 pub mod thread_columns;

@@ -13,9 +13,13 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags, Transaction};
 
 use super::error::StateError;
+use super::init_phase::{self, InitPhase, PhaseStatus};
 use super::schema;
 use crate::process::{HandleRegistration, ProcessContext};
 use crate::variant::Variant;
+
+/// Version of the state DB file name (Codex's `STATE_DB_VERSION`).
+pub const STATE_DB_VERSION: u32 = 5;
 
 /// File name of the state DB under the sqlite home (Codex's `state_5.sqlite`).
 pub const STATE_DB_FILENAME: &str = "state_5.sqlite";
@@ -82,7 +86,7 @@ impl RuntimeOptions {
             codex_home,
             journal_mode: JournalMode::Wal,
             busy_timeout: crate::timing::DEFAULT_BUSY_TIMEOUT,
-            default_provider: "openai".to_string(),
+            default_provider: crate::thread::DEFAULT_PROVIDER.to_string(),
         }
     }
 
@@ -98,6 +102,9 @@ pub struct StateRuntime {
     db_path: PathBuf,
     conn: Mutex<Connection>,
     ctx: Arc<ProcessContext>,
+    /// The process-local high-water mark of allocated `updated_at_ms` values (Codex seeds
+    /// it from `MAX(updated_at_ms)` at init; here at the first allocation).
+    updated_at_mark: Mutex<Option<i64>>,
     _registration: HandleRegistration,
 }
 
@@ -116,7 +123,7 @@ impl StateRuntime {
                     path: opts.sqlite_home.clone(),
                     source,
                 })?;
-                create_and_migrate(&db_path, &opts, ctx.variant())?
+                create_and_migrate(&db_path, &opts, ctx)?
             }
             OpenMode::ExistingOnly => {
                 let conn = connect(&db_path, &opts, false)?;
@@ -129,6 +136,7 @@ impl StateRuntime {
             db_path,
             conn: Mutex::new(conn),
             ctx: ctx.clone(),
+            updated_at_mark: Mutex::new(None),
             _registration: registration,
         }))
     }
@@ -202,6 +210,37 @@ impl StateRuntime {
         })
     }
 
+    /// Codex's unique-millisecond allocation for `updated_at_ms`: a candidate newer than
+    /// this process's high-water mark becomes the mark; one at least a second older is kept
+    /// as it is (historical values such as file mtimes); anything else (the same hot
+    /// second) gets mark + 1 ms. Unique and increasing within one process only.
+    pub fn allocate_updated_at_ms(&self, candidate: i64) -> Result<i64, StateError> {
+        let mut mark = match self.updated_at_mark.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let current = match *mark {
+            Some(m) => m,
+            None => self.read("updated_at high-water mark", |c| {
+                let expr = super::thread_columns::ThreadColumns::of(c)?.updated_ms_expr();
+                c.query_row(
+                    &format!("SELECT COALESCE(MAX({expr}), 0) FROM threads"),
+                    [],
+                    |r| r.get::<_, i64>(0),
+                )
+            })?,
+        };
+        let (value, next) = if candidate > current {
+            (candidate, candidate)
+        } else if candidate <= current - 1000 {
+            (candidate, current)
+        } else {
+            (current + 1, current + 1)
+        };
+        *mark = Some(next);
+        Ok(value)
+    }
+
     /// The journal mode the file is actually in.
     pub fn journal_mode(&self) -> Result<String, StateError> {
         self.read("journal_mode", |c| {
@@ -237,14 +276,16 @@ const OPEN_ATTEMPTS: u32 = 5;
 fn create_and_migrate(
     db_path: &Path,
     opts: &RuntimeOptions,
-    variant: Variant,
+    ctx: &ProcessContext,
 ) -> Result<Connection, StateError> {
     let mut backoff = Duration::from_millis(20);
     let mut attempt = 1;
     loop {
+        let mut phase = InitPhase::OpenState;
         let result = connect(db_path, opts, true).and_then(|mut conn| {
             set_journal_mode(&conn, db_path, opts.journal_mode)?;
-            schema::migrate(&mut conn, db_path, variant)?;
+            phase = InitPhase::MigrateState;
+            schema::migrate(&mut conn, db_path, ctx.variant())?;
             Ok(conn)
         });
         match result {
@@ -254,7 +295,18 @@ fn create_and_migrate(
                 backoff *= 2;
                 attempt += 1;
             }
-            other => return other,
+            Err(err) => {
+                if phase == InitPhase::MigrateState {
+                    init_phase::record(ctx, InitPhase::OpenState, PhaseStatus::Success);
+                }
+                init_phase::record(ctx, phase, PhaseStatus::Failed(err.class()));
+                return Err(err);
+            }
+            Ok(conn) => {
+                init_phase::record(ctx, InitPhase::OpenState, PhaseStatus::Success);
+                init_phase::record(ctx, InitPhase::MigrateState, PhaseStatus::Success);
+                return Ok(conn);
+            }
         }
     }
 }

@@ -95,6 +95,11 @@ pub fn migrate(conn: &mut Connection, db_path: &Path, variant: Variant) -> Resul
     if kind != DbKind::Empty && up_to_date(conn, kind).map_err(sq)? {
         return Ok(());
     }
+    // Writing to a damaged file would change it before recovery can keep it as it was
+    // (the write lands in the WAL, and closing checkpoints it into the damaged pages).
+    if kind != DbKind::Empty {
+        check_tables(conn, db_path)?;
+    }
     write_txn(conn, db_path, "migrate", variant, |tx| {
         // Re-classify inside the write lock: another process may have created it meanwhile.
         let kind = db_kind(tx).map_err(sq)?;
@@ -217,6 +222,34 @@ fn create_harness_own(tx: &Transaction<'_>) -> rusqlite::Result<()> {
 }
 
 /// Checks that an existing file carries the tables the reference reads (open-only path).
+/// `PRAGMA quick_check` of the tables the reference reads (`threads`, `backfill_state`):
+/// a torn leaf page still reads, as NULL columns, so damage must be looked for. A table
+/// that is missing is not checked here ([`require_tables`] reports it).
+pub fn check_tables(conn: &Connection, db_path: &Path) -> Result<(), StateError> {
+    for table in ["threads", "backfill_state"] {
+        let check = || -> rusqlite::Result<Vec<String>> {
+            if !table_exists(conn, table)? {
+                return Ok(vec!["ok".to_string()]);
+            }
+            let mut stmt = conn.prepare(&format!("PRAGMA quick_check({table})"))?;
+            let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
+            rows.collect()
+        };
+        let problems = check().map_err(|e| StateError::sqlite(db_path, "probe", e))?;
+        if problems != ["ok"] {
+            return Err(StateError::sqlite(
+                db_path,
+                "probe",
+                rusqlite::Error::SqliteFailure(
+                    rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CORRUPT),
+                    Some(format!("quick_check({table}): {}", problems.join("; "))),
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
 pub fn require_tables(conn: &Connection, db_path: &Path) -> Result<(), StateError> {
     for table in ["threads", "backfill_state"] {
         let present = table_exists(conn, table)

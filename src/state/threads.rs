@@ -270,33 +270,50 @@ pub fn page(
     anchor: Option<Anchor>,
     limit: usize,
 ) -> rusqlite::Result<Vec<ThreadMetadata>> {
+    page_where(conn, archived, key, anchor, limit, ("", Vec::new()))
+}
+
+/// [`page`] with an extra condition: `AND …` text whose placeholders are numbered from
+/// `?5`, and its values (see `lookup::ListFilter::sql`).
+pub fn page_where(
+    conn: &Connection,
+    archived: bool,
+    key: SortKey,
+    anchor: Option<Anchor>,
+    limit: usize,
+    (extra, extra_values): (&str, Vec<Value>),
+) -> rusqlite::Result<Vec<ThreadMetadata>> {
     let columns = ThreadColumns::of(conn)?;
     let col = key.column(columns);
-    let limit = limit as i64;
-    let base = format!(
-        "SELECT {} FROM threads WHERE archived = ?1",
+    // ?1 archived, ?2 limit, ?3 anchor time, ?4 anchor id (each always bound, NULL when
+    // unused); the extra condition from ?5.
+    let (ts, id) = match anchor {
+        Some(a) => (
+            Value::Integer(a.ts_ms),
+            a.id.map_or(Value::Null, |i| Value::Text(i.to_string())),
+        ),
+        None => (Value::Null, Value::Null),
+    };
+    let after = match anchor {
+        None => "?3 IS NULL AND ?4 IS NULL".to_string(),
+        Some(Anchor { id: Some(_), .. }) => format!("({col} < ?3 OR ({col} = ?3 AND id < ?4))"),
+        Some(Anchor { id: None, .. }) => format!("{col} < ?3 AND ?4 IS NULL"),
+    };
+    let sql = format!(
+        "SELECT {} FROM threads WHERE archived = ?1 AND {after}{extra} \
+         ORDER BY {col} DESC, id DESC LIMIT ?2",
         columns.select_list()
     );
-    let order = format!("ORDER BY {col} DESC, id DESC LIMIT ?2");
-    match anchor {
-        None => conn
-            .prepare_cached(&format!("{base} {order}"))?
-            .query_map(params![archived, limit], from_row)?
-            .collect(),
-        Some(Anchor {
-            ts_ms,
-            id: Some(id),
-        }) => conn
-            .prepare_cached(&format!(
-                "{base} AND ({col} < ?3 OR ({col} = ?3 AND id < ?4)) {order}"
-            ))?
-            .query_map(params![archived, limit, ts_ms, id.to_string()], from_row)?
-            .collect(),
-        Some(Anchor { ts_ms, id: None }) => conn
-            .prepare_cached(&format!("{base} AND {col} < ?3 {order}"))?
-            .query_map(params![archived, limit, ts_ms], from_row)?
-            .collect(),
-    }
+    let mut values = vec![
+        Value::Integer(archived.into()),
+        Value::Integer(limit as i64),
+        ts,
+        id,
+    ];
+    values.extend(extra_values);
+    conn.prepare_cached(&sql)?
+        .query_map(rusqlite::params_from_iter(values), from_row)?
+        .collect()
 }
 
 /// Every row, by id (oracle and snapshots).
@@ -313,9 +330,13 @@ pub fn count(conn: &Connection) -> rusqlite::Result<i64> {
 
 /// Convenience wrappers that open their own transaction on the runtime.
 impl StateRuntime {
+    /// Codex's runtime upsert: `updated_at_ms` goes through the process's unique
+    /// millisecond allocation first (see [`StateRuntime::allocate_updated_at_ms`]).
     pub fn upsert_thread(&self, m: &ThreadMetadata) -> Result<(), StateError> {
+        let mut m = m.clone();
+        m.updated_at_ms = self.allocate_updated_at_ms(m.updated_at_ms)?;
         self.write("upsert_thread", |tx| {
-            upsert(tx, m).map_err(self.err("upsert_thread"))
+            upsert(tx, &m).map_err(self.err("upsert_thread"))
         })
     }
 

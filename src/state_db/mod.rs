@@ -24,6 +24,9 @@ use crate::events::kinds;
 use crate::failpoints::Failpoint;
 use crate::process::ProcessContext;
 use crate::state::backfill_state::{BackfillStatus, LeaseOwnerInfo};
+use crate::state::creation::is_harness_home;
+use crate::state::init_phase::{self, InitPhase, PhaseStatus};
+use crate::state::legacy_files::remove_legacy_state_dbs;
 use crate::state::{OpenMode, RuntimeOptions, StateDbHandle, StateError, StateRuntime};
 use crate::timing::Timings;
 
@@ -69,6 +72,12 @@ pub enum InitError {
         owner: Option<Box<LeaseOwnerInfo>>,
         verdict: String,
     },
+    #[error("the damaged state db at {db} was kept as {backup}, but no fresh one could be made: {reason}")]
+    Rebuild {
+        db: PathBuf,
+        backup: PathBuf,
+        reason: String,
+    },
     #[error("state db backfill at {codex_home} stopped: {source}")]
     Backfill {
         codex_home: PathBuf,
@@ -100,7 +109,7 @@ impl InitError {
             InitError::Open { source, .. }
             | InitError::ReadState { source, .. }
             | InitError::Backfill { source, .. } => crate::recovery::is_damage(source),
-            InitError::TimedOut { .. } => false,
+            InitError::TimedOut { .. } | InitError::Rebuild { .. } => false,
         }
     }
 }
@@ -117,17 +126,45 @@ pub struct InitReport {
     pub attempts: u32,
 }
 
+/// Makes a fresh, empty state DB for the runtime's sqlite home after a damaged one was set
+/// aside in a home that is not the harness's own (the CLI lets the installed Codex create
+/// it, so Codex can still open it). `Err` is the reason it could not.
+pub type DbCreator<'a> = &'a (dyn Fn(&RuntimeOptions) -> Result<(), String> + 'a);
+
 /// Opens and migrates the state DB, then runs the backfill gate. Blocking.
 ///
 /// A damaged DB (found at open or by the first queries) is set aside untouched as a
 /// timestamped backup, the index is rebuilt from the rollouts and the DB-only values that
-/// could be read are carried over (`crate::recovery`).
+/// could be read are carried over (`crate::recovery`). Only in a harness-own home: in any
+/// other home the damaged DB stays where it is and the error is returned, since a DB the
+/// harness made there would stop Codex from starting (see [`try_init_with`]).
 pub fn try_init(ctx: &Arc<ProcessContext>, cfg: &StateDbConfig) -> Result<InitReport, InitError> {
+    try_init_with(ctx, cfg, None)
+}
+
+/// [`try_init`] that, in a home that is not the harness's own, recovers a damaged DB by
+/// having `creator` make the fresh one (after the damaged file was set aside).
+pub fn try_init_with(
+    ctx: &Arc<ProcessContext>,
+    cfg: &StateDbConfig,
+    creator: Option<DbCreator<'_>>,
+) -> Result<InitReport, InitError> {
     match try_init_once(ctx, cfg) {
         Err(err) if err.damaged_db() => {
+            let harness_home = is_harness_home(&cfg.runtime.codex_home);
+            if !harness_home && creator.is_none() {
+                return Err(err);
+            }
             let Ok(recovery) = crate::recovery::set_aside(ctx, &cfg.runtime) else {
                 return Err(err);
             };
+            if let (false, Some(create)) = (harness_home, creator) {
+                create(&cfg.runtime).map_err(|reason| InitError::Rebuild {
+                    db: cfg.runtime.db_path(),
+                    backup: recovery.backup.clone(),
+                    reason,
+                })?;
+            }
             let report = try_init_once(ctx, cfg)?;
             crate::recovery::carry_over(&report.handle, &recovery.salvaged);
             Ok(report)
@@ -137,18 +174,49 @@ pub fn try_init(ctx: &Arc<ProcessContext>, cfg: &StateDbConfig) -> Result<InitRe
 }
 
 fn try_init_once(ctx: &Arc<ProcessContext>, cfg: &StateDbConfig) -> Result<InitReport, InitError> {
-    let opened = StateRuntime::open(ctx, cfg.runtime.clone(), OpenMode::CreateAndMigrate)
-        .and_then(|rt| crate::recovery::probe(&rt).map(|()| rt));
+    let opened =
+        StateRuntime::open(ctx, cfg.runtime.clone(), OpenMode::CreateAndMigrate).and_then(|rt| {
+            let probed = crate::recovery::probe(&rt);
+            init_phase::record(ctx, InitPhase::PostInitQuery, phase_status(&probed));
+            probed.map(|()| rt)
+        });
     let rt = opened.map_err(|source| InitError::Open {
         sqlite_home: cfg.runtime.sqlite_home.clone(),
         source: Box::new(source),
     })?;
+    // The current DB is open and sound: only now may older state DB files go.
+    let legacy = remove_legacy_state_dbs(rt.sqlite_home());
+    if !legacy.removed.is_empty() {
+        ctx.emit(kinds::LEGACY_DB_REMOVED, json!({"removed": legacy.removed}));
+    }
+    init_phase::record(
+        ctx,
+        InitPhase::RemoveLegacyStateDbs,
+        if legacy.failed.is_empty() {
+            PhaseStatus::Success
+        } else {
+            PhaseStatus::Failed(crate::state::ErrorClass::Io)
+        },
+    );
     ctx.failpoint(Failpoint::InitAfterOpen)
         .map_err(|e| InitError::Backfill {
             codex_home: cfg.runtime.codex_home.clone(),
             source: Box::new(e.into()),
         })?;
-    match wait_for_backfill_gate(&rt, cfg) {
+    let gated = wait_for_backfill_gate(&rt, cfg);
+    init_phase::record(
+        ctx,
+        InitPhase::BackfillGate,
+        match &gated {
+            Ok(_) => PhaseStatus::Success,
+            Err(InitError::TimedOut { .. }) => PhaseStatus::Failed(crate::state::ErrorClass::Lease),
+            Err(InitError::Rebuild { .. }) => PhaseStatus::Failed(crate::state::ErrorClass::Io),
+            Err(InitError::Open { source, .. })
+            | Err(InitError::ReadState { source, .. })
+            | Err(InitError::Backfill { source, .. }) => PhaseStatus::Failed(source.class()),
+        },
+    );
+    match gated {
         Ok(report) => {
             // Rollouts that appeared after the backfill completed get their rows now (a
             // process that just ran the backfill has scanned the roots itself).
@@ -159,6 +227,7 @@ fn try_init_once(ctx: &Arc<ProcessContext>, cfg: &StateDbConfig) -> Result<InitR
                     "startup",
                 );
             }
+            init_phase::record(ctx, InitPhase::Ready, PhaseStatus::Success);
             ctx.emit(
                 kinds::GATE_READY,
                 json!({"waited_ms": report.waited.as_millis() as u64, "ran": report.backfill.ran}),
@@ -169,6 +238,13 @@ fn try_init_once(ctx: &Arc<ProcessContext>, cfg: &StateDbConfig) -> Result<InitR
             ctx.emit(kinds::GATE_FAILED, json!({"error": err.to_string()}));
             Err(err)
         }
+    }
+}
+
+fn phase_status(result: &Result<(), StateError>) -> PhaseStatus {
+    match result {
+        Ok(()) => PhaseStatus::Success,
+        Err(err) => PhaseStatus::Failed(err.class()),
     }
 }
 

@@ -85,6 +85,20 @@ pub fn harness_ok(args: &[&str], expected: i32) -> String {
     out
 }
 
+/// `statedb-harness init` on `home`, letting `bin` create a DB the home lacks; exit 0.
+pub fn harness_init_with_codex(bin: &CodexBin, home: &Path) -> String {
+    harness_ok(
+        &[
+            "init",
+            "--codex-home",
+            home.to_str().expect("utf-8 home"),
+            "--codex-bin",
+            bin.path().to_str().expect("utf-8 codex path"),
+        ],
+        0,
+    )
+}
+
 /// What Codex says about a home: id -> path for each scope's listing, and id -> path of
 /// `thread/read` for every listed thread.
 #[derive(Debug, Clone)]

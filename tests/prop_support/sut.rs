@@ -353,7 +353,7 @@ fn list_all(sut: &Sut, archived: bool, page_size: usize) -> Vec<Uuid> {
             page_size,
             cursor: cursor.take(),
             sort: SortKey::Updated,
-            prune: false,
+            ..ListRequest::default()
         };
         let page = list_threads(sut.handle.as_ref(), sut.home(), &req).expect("list page");
         assert!(

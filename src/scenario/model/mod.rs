@@ -253,6 +253,17 @@ impl Scenario {
                         check_alias(p, &at)?;
                     }
                 }
+                Step::ExpectFiles { present, absent } => {
+                    if let Some(bad) = present.iter().chain(absent).find(|n| {
+                        let p = std::path::Path::new(n.as_str());
+                        p.is_absolute()
+                            || p.components().any(|c| c == std::path::Component::ParentDir)
+                    }) {
+                        return Err(format!(
+                            "{at}: file {bad} must be relative and inside the sqlite home"
+                        ));
+                    }
+                }
                 Step::Sleep { .. } | Step::ExpectBackfill { .. } | Step::Check { .. } => {}
             }
         }

@@ -76,6 +76,12 @@ pub enum Step {
         /// Start from this cursor (any form a client may hold) instead of the first page.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         cursor: Option<String>,
+        /// Keep only these source kinds (Codex's `sourceKinds`; empty: all).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        sources: Vec<String>,
+        /// Keep only these model providers (Codex's `modelProviders`; empty: all).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        providers: Vec<String>,
         #[serde(default, skip_serializing_if = "is_default")]
         handle: HandleMode,
         #[serde(default, skip_serializing_if = "is_default")]
@@ -109,6 +115,15 @@ pub enum Step {
     },
     /// Run an oracle now.
     Check { oracle: Oracle },
+    /// Check which files the sqlite home holds (names relative to it): every `present`
+    /// one is a file (unchanged, when the scenario declared it as a `[[home.file]]`), no
+    /// `absent` one exists.
+    ExpectFiles {
+        #[serde(default)]
+        present: Vec<String>,
+        #[serde(default)]
+        absent: Vec<String>,
+    },
 }
 
 /// `[[check]]`: a global check after the last step.

@@ -72,6 +72,8 @@ impl Writer {
                 prune: false,
                 ask_other_home: false,
                 cursor: None,
+                sources: Vec::new(),
+                providers: Vec::new(),
                 handle: *handle,
                 expect: Expect {
                     ok: Some(true),

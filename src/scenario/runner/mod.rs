@@ -304,6 +304,7 @@ impl<'a, L: StateLayer> Run<'a, L> {
             prune: false,
             unarchive: false,
             cursor: None,
+            list_filter: crate::lookup::ListFilter::default(),
             ask_home: None,
             entrypoint: spec
                 .and_then(|s| s.entrypoint)

@@ -2,6 +2,7 @@
 //! release, kill, join, inject, sleep, one-shot init/lookup/list/entrypoint, row and
 //! backfill expectations, oracles), and the one-line label failures name a step by.
 
+use crate::scenario::file_expect::check_files;
 use std::time::{Duration, Instant};
 
 use uuid::Uuid;
@@ -139,11 +140,17 @@ impl<L: StateLayer> Run<'_, L> {
                 prune,
                 ask_other_home,
                 cursor,
+                sources,
+                providers,
                 handle,
                 expect,
             } => {
                 let (archived, page_size, prune, handle) = (*archived, *page_size, *prune, *handle);
                 let cursor = cursor.clone();
+                let filter = crate::lookup::ListFilter {
+                    sources: sources.clone(),
+                    providers: providers.clone(),
+                };
                 let ask_home = self.other_home(*ask_other_home)?;
                 let out = self
                     .one_shot(Role::List, move |p| {
@@ -151,6 +158,7 @@ impl<L: StateLayer> Run<'_, L> {
                         p.page_size = page_size;
                         p.prune = prune;
                         p.cursor = cursor;
+                        p.list_filter = filter;
                         p.ask_home = ask_home;
                         p.handle = handle;
                     })
@@ -222,6 +230,9 @@ impl<L: StateLayer> Run<'_, L> {
                 }
                 Ok(f)
             }
+            Step::ExpectFiles { present, absent } => {
+                Ok(check_files(self.sc, &self.home, present, absent))
+            }
             Step::Check { oracle } => {
                 let rows = if self.home.db_path().exists() {
                     Some(self.read_rows()?)
@@ -281,5 +292,6 @@ pub fn step_label(step: &Step) -> String {
         Step::ExpectRow { thread, .. } => format!("expect_row {thread}"),
         Step::ExpectBackfill { .. } => "expect_backfill".into(),
         Step::Check { oracle } => format!("check {oracle:?}"),
+        Step::ExpectFiles { .. } => "expect_files".into(),
     }
 }

@@ -1,6 +1,8 @@
 //! One scenario on Codex: set up the home, run the steps with app-server workers, and
 //! judge the answers, listings, rows and files from outside.
 
+use crate::lookup::ListFilter;
+use crate::scenario::file_expect::check_files;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -217,6 +219,7 @@ impl<'a> CodexRun<'a> {
             Role::List => Job::List {
                 archived,
                 page_size: None,
+                filter: ListFilter::default(),
             },
             other => return Err(format!("role {other:?} has no Codex worker")),
         })
@@ -378,12 +381,18 @@ impl<'a> CodexRun<'a> {
             Step::List {
                 archived,
                 page_size,
+                sources,
+                providers,
                 expect,
                 ..
             } => {
                 let job = Job::List {
                     archived: *archived,
                     page_size: *page_size,
+                    filter: ListFilter {
+                        sources: sources.clone(),
+                        providers: providers.clone(),
+                    },
                 };
                 Ok(self.one_shot(Role::List, job, expect).await)
             }
@@ -413,6 +422,9 @@ impl<'a> CodexRun<'a> {
                 Ok(f)
             }
             Step::Check { oracle } => Ok(self.oracle(*oracle)),
+            Step::ExpectFiles { present, absent } => {
+                Ok(check_files(self.sc, &self.home, present, absent))
+            }
             Step::WaitFor { .. }
             | Step::Release { .. }
             | Step::Entrypoint { .. }

@@ -32,6 +32,8 @@ pub enum Job {
         archived: bool,
         /// Page size of each `thread/list` request (default: the client's).
         page_size: Option<usize>,
+        /// `sourceKinds` / `modelProviders` (empty: every kind, every provider).
+        filter: crate::lookup::ListFilter,
     },
 }
 
@@ -109,8 +111,9 @@ pub async fn run_job(
         Job::List {
             archived,
             page_size,
+            filter,
         } => match server
-            .list_all_paged(*archived, page_size.map(|n| n as u64))
+            .list_all_filtered(*archived, page_size.map(|n| n as u64), filter)
             .await
         {
             Ok(items) => {
