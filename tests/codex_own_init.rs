@@ -198,3 +198,42 @@ fn open_only_leaves_legacy_state_dbs_alone() {
         assert!(left.contains(&legacy), "open-only removed {legacy}");
     }
 }
+
+/// In a home that is not the harness's own (a user's), startup removes nothing: Codex
+/// 0.169.0 keeps the legacy files there, and the reference never deletes what the user's own
+/// Codex keeps. Catches the removal running in every home.
+#[test]
+fn init_in_a_users_home_keeps_legacy_state_dbs() {
+    let (home, sqlite) = sqlite_home_with_legacy_files();
+    let marker = home
+        .path()
+        .join(statedb_harness::state::creation::HOME_MARKER);
+    assert!(marker.is_file(), "test homes carry the harness marker");
+    std::fs::remove_file(&marker).unwrap();
+    let mut config = cfg(home.path());
+    config.runtime.sqlite_home = sqlite.path().to_path_buf();
+    let (ctx, events) = ctx_with_variant("users-home", Variant::Reference);
+    // A user's home gets no harness-made DB: bring one made elsewhere, as Codex would have.
+    {
+        let scratch = tempfile::tempdir().unwrap();
+        let (h2, _) = home_with(1, 0);
+        let mut made = cfg(h2.path());
+        made.runtime.sqlite_home = scratch.path().to_path_buf();
+        let (c2, _) = ctx_with_variant("make-db", Variant::Reference);
+        drop(try_init(&c2, &made).expect("init"));
+        std::fs::copy(
+            scratch.path().join("state_5.sqlite"),
+            sqlite.path().join("state_5.sqlite"),
+        )
+        .unwrap();
+    }
+    let _ = try_init(&ctx, &config);
+    let left = names_in(sqlite.path());
+    for legacy in legacy_names() {
+        assert!(
+            left.contains(&legacy),
+            "init removed {legacy} in a user's home"
+        );
+    }
+    assert_eq!(common::count_events(&events, kinds::LEGACY_DB_REMOVED), 0);
+}

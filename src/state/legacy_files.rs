@@ -9,6 +9,9 @@
 //! (`state_5.sqlite.corrupt-…`), other DBs. Startup calls this only after the current DB
 //! opened and migrated, so the old files are never removed while they may still be all
 //! there is.
+//!
+//! Only in a harness-own home (`creation::is_harness_home`): Codex 0.169.0 keeps these
+//! files, so in a user's home the reference keeps them too.
 
 use std::path::{Path, PathBuf};
 

@@ -184,8 +184,14 @@ fn try_init_once(ctx: &Arc<ProcessContext>, cfg: &StateDbConfig) -> Result<InitR
         sqlite_home: cfg.runtime.sqlite_home.clone(),
         source: Box::new(source),
     })?;
-    // The current DB is open and sound: only now may older state DB files go.
-    let legacy = remove_legacy_state_dbs(rt.sqlite_home());
+    // The current DB is open and sound: only now may older state DB files go, and only in a
+    // harness-own home. Codex 0.169.0 keeps them in a user's home (tests/interop shows it),
+    // so the reference deletes nothing there that the user's own Codex would keep.
+    let legacy = if is_harness_home(&cfg.runtime.codex_home) {
+        remove_legacy_state_dbs(rt.sqlite_home())
+    } else {
+        Default::default()
+    };
     if !legacy.removed.is_empty() {
         ctx.emit(kinds::LEGACY_DB_REMOVED, json!({"removed": legacy.removed}));
     }
