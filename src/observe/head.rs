@@ -66,4 +66,19 @@ mod tests {
         assert_eq!(claimed_id(&p), None);
         assert_eq!(claimed_id(&dir.path().join("missing")), None);
     }
+
+    #[test]
+    fn a_compressed_rollout_claims_its_decompressed_first_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("rollout-x.jsonl.zst");
+        let plain = "{\"type\":\"session_meta\",\"payload\":{\"id\":\"z\"}}\n";
+        std::fs::write(&p, zstd::encode_all(plain.as_bytes(), 3).unwrap()).unwrap();
+        assert_eq!(claimed_id(&p).as_deref(), Some("z"));
+        std::fs::write(&p, plain).unwrap();
+        assert_eq!(
+            claimed_id(&p),
+            None,
+            "a .zst that is not zstd claims nothing"
+        );
+    }
 }
