@@ -8,73 +8,12 @@
 mod broken_layer;
 mod common;
 
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use broken_layer::{Bends, BrokenLayer};
+use broken_layer::{init_then, proves, sql, Bends};
 use statedb_harness::layer::{LayerError, ReferenceLayer, StateLayer};
 use statedb_harness::lookup::LookupSource;
-use statedb_harness::scenario::model::Scenario;
-use statedb_harness::scenario::runner::{run_scenario, ScenarioOutcome};
-use statedb_harness::state::StateDbHandle;
-
-fn run_with(text: &str, bends: Bends) -> ScenarioOutcome {
-    let file = Path::new("check.toml");
-    let sc = Scenario::parse(file, text).unwrap_or_else(|e| panic!("{e}\n{text}"));
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let out = rt.block_on(run_scenario(
-        BrokenLayer::new(bends),
-        &sc,
-        file,
-        &common::scenario_options(7),
-    ));
-    rt.shutdown_timeout(Duration::from_secs(2));
-    if let Some(b) = &out.bundle {
-        let _ = std::fs::remove_dir_all(b);
-    }
-    out
-}
-
-/// The base passes unbent; bent, its failures contain `needle`.
-fn proves(text: &str, bends: Bends, needle: &str) {
-    let clean = run_with(text, Bends::default());
-    assert!(
-        clean.failures.is_empty(),
-        "the reference fails the base: {:?}\n{text}",
-        clean.failures
-    );
-    let bent = run_with(text, bends);
-    assert!(
-        bent.failures.iter().any(|f| f.contains(needle)),
-        "expected a failure containing {needle:?}, got {:?}\n{text}",
-        bent.failures
-    );
-}
-
-fn sql(handle: &StateDbHandle, statement: &'static str) {
-    handle
-        .read("broken layer", |c| c.execute_batch(statement))
-        .expect("broken layer sql");
-}
-
-type InitBend = fn(&StateDbHandle);
-
-/// An init that runs the reference, then damages what it wrote with `damage`.
-fn init_then(damage: InitBend) -> Bends {
-    Bends {
-        init: Some(Arc::new(move |ctx, cfg| {
-            let (handle, summary) = ReferenceLayer.init(ctx, cfg)?;
-            damage(&handle);
-            Ok((handle, summary))
-        })),
-        ..Default::default()
-    }
-}
 
 fn init_summary(edit: fn(&mut statedb_harness::layer::InitSummary)) -> Bends {
     Bends {
@@ -520,5 +459,47 @@ expect = EXPECT
             serde_json::json!([{"consumer": "thread_store", "ok": false, "detail": "broken"}]),
         ),
         "expected consumers_ok = true",
+    );
+}
+
+/// The index oracle rebuilds the expected index with its own walker (`observe::Census`),
+/// head reader (`observe::head`) and SQL, so an index that the reference's own readers
+/// would agree with is still caught: a row pointing at a file whose head claims another
+/// thread (what a head parser that trusts a file's name or a stale path would accept), and
+/// an archived rollout the index misses (what a walker that skips a root would produce).
+#[test]
+fn the_index_oracle_catches_an_index_that_agrees_with_a_wrong_reader() {
+    let text = r#"
+name = "index oracle"
+[home]
+threads = 3
+archived = 1
+db = "fresh"
+[[step]]
+do = "init"
+[[check]]
+oracle = "index_matches_files"
+"#;
+    proves(
+        text,
+        init_then(|h| {
+            sql(
+                h,
+                "UPDATE threads SET rollout_path = (SELECT rollout_path FROM threads t
+                    WHERE t.id <> threads.id AND t.archived = 0 LIMIT 1)
+                 WHERE rowid = (SELECT MIN(rowid) FROM threads WHERE archived = 0)",
+            )
+        }),
+        ", but its rollout is ",
+    );
+    proves(
+        text,
+        init_then(|h| sql(h, "DELETE FROM threads WHERE archived = 1")),
+        "has a rollout but no row",
+    );
+    proves(
+        text,
+        init_then(|h| sql(h, "UPDATE threads SET archived = 0 WHERE archived = 1")),
+        "but its rollout is under archived_sessions",
     );
 }

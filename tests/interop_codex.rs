@@ -395,3 +395,45 @@ fn audit_repair_on_a_damaged_codex_home_leaves_codex_listing_every_thread() {
     let says = codex_says(&bin, home.path()).expect("Codex starts after the repair");
     assert_codex_agrees(&says, &threads);
 }
+
+/// The harness's backfill write log (a `statedb_harness_*` table and triggers on Codex's
+/// `backfill_state`) changes no schema Codex migrates: a 0.120.0 DB with the log installed
+/// is upgraded by 0.169.0, which starts, backfills and lists every thread; the triggers
+/// survive the upgrade and logged Codex's own writes: one completion, no lease violation.
+#[test]
+fn codex_upgrades_and_backfills_a_db_with_the_write_log_installed() {
+    use statedb_harness::faults::HomeModel;
+    use statedb_harness::observe::{lease, writes};
+    let Some(new) = codex_or_skip("write_log_upgrade") else {
+        return;
+    };
+    let Some(old) = old_codex_or_skip("write_log_upgrade") else {
+        return;
+    };
+    let (home, threads) = user_home(3, 1);
+    codex_touch(&old, home.path()).expect("0.120.0 creates its DB");
+    // Pending, so 0.169.0 backfills (and its writes are logged).
+    exec(
+        &db(home.path()),
+        "DELETE FROM threads;
+         UPDATE backfill_state SET status = 'pending', last_watermark = NULL, last_success_at = NULL;",
+    );
+    let model = HomeModel::new(home.path().to_path_buf(), home.path().to_path_buf());
+    let lease_watched = writes::install(&model).expect("install the write log");
+    assert!(!lease_watched, "Codex's DB has no harness lease table");
+    let says = codex_says(&new, home.path()).expect("0.169.0 starts on a DB with the log");
+    assert_codex_agrees(&says, &threads);
+    let failed = query(
+        &db(home.path()),
+        "SELECT count(*) FROM _sqlx_migrations WHERE success = 0",
+    );
+    assert_eq!(failed[0][0], "0");
+    let triggers = query(
+        &db(home.path()),
+        "SELECT count(*) FROM sqlite_master WHERE type = 'trigger' AND name LIKE 'statedb_harness_log_%'",
+    );
+    assert_eq!(triggers[0][0], "4", "the upgrade dropped a trigger");
+    let log = writes::read(&model).expect("read the write log");
+    assert_eq!(lease::completions(&log).len(), 1, "{log:#?}");
+    assert_eq!(lease::violations(&log), Vec::<String>::new(), "{log:#?}");
+}

@@ -1,5 +1,6 @@
 //! The harness's own head reader: the `payload.id` of a file's first line when that line
-//! is a `session_meta` record; nothing else counts as a claim.
+//! is a `session_meta` record (decompressed first for a `.zst` file); nothing else counts
+//! as a claim.
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
@@ -12,9 +13,17 @@ const MAX_HEAD: u64 = 1 << 20;
 pub fn claimed_id(path: &Path) -> Option<String> {
     let file = std::fs::File::open(path).ok()?;
     let mut line = String::new();
-    BufReader::new(file.take(MAX_HEAD))
-        .read_line(&mut line)
-        .ok()?;
+    // A zstd-compressed rollout (`….jsonl.zst`) claims what its decompressed first line does.
+    if path.extension().is_some_and(|e| e == "zst") {
+        let decoder = zstd::stream::read::Decoder::new(file).ok()?;
+        BufReader::new(decoder.take(MAX_HEAD))
+            .read_line(&mut line)
+            .ok()?;
+    } else {
+        BufReader::new(file.take(MAX_HEAD))
+            .read_line(&mut line)
+            .ok()?;
+    }
     claimed_id_of_line(&line)
 }
 
@@ -56,5 +65,20 @@ mod tests {
         .unwrap();
         assert_eq!(claimed_id(&p), None);
         assert_eq!(claimed_id(&dir.path().join("missing")), None);
+    }
+
+    #[test]
+    fn a_compressed_rollout_claims_its_decompressed_first_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("rollout-x.jsonl.zst");
+        let plain = "{\"type\":\"session_meta\",\"payload\":{\"id\":\"z\"}}\n";
+        std::fs::write(&p, zstd::encode_all(plain.as_bytes(), 3).unwrap()).unwrap();
+        assert_eq!(claimed_id(&p).as_deref(), Some("z"));
+        std::fs::write(&p, plain).unwrap();
+        assert_eq!(
+            claimed_id(&p),
+            None,
+            "a .zst that is not zstd claims nothing"
+        );
     }
 }

@@ -9,12 +9,16 @@
 //!   own changes accounted for exactly; moves are allowed, lost bytes are not.
 //! - `answers`: every path an answer or a listing returns is verified by reading its head.
 //! - `handles`: open descriptors on the DB file per process, from `/proc/<pid>/fd`.
+//! - `writes`: a log of every write of the backfill and lease rows, kept by SQL triggers
+//!   the harness installs in a scenario's DB; `lease`: the lease checks derived from it.
 
 pub mod answers;
 pub mod census;
 pub mod files;
 pub mod handles;
 pub mod head;
+pub mod lease;
+pub mod writes;
 
 pub use answers::{check_answer_path, check_listing};
 pub use census::{Census, CensusEntry, ObservedScope};

@@ -5,12 +5,15 @@
 
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use uuid::Uuid;
 
 use statedb_harness::layer::{Capabilities, InitSummary, LayerError, ReferenceLayer, StateLayer};
 use statedb_harness::lookup::{ListPage, ListRequest, LookupResult};
 use statedb_harness::process::ProcessContext;
+use statedb_harness::scenario::model::Scenario;
+use statedb_harness::scenario::runner::{run_scenario, ScenarioOutcome};
 use statedb_harness::state::StateDbHandle;
 use statedb_harness::state_db::StateDbConfig;
 use statedb_harness::thread::Scope;
@@ -135,5 +138,64 @@ impl StateLayer for BrokenLayer {
             Some(bend) => bend(r),
             None => r,
         }
+    }
+}
+
+// Proving a check fails: a base scenario the reference passes, bent by a broken layer.
+
+pub fn run_with(text: &str, bends: Bends) -> ScenarioOutcome {
+    let file = Path::new("check.toml");
+    let sc = Scenario::parse(file, text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let out = rt.block_on(run_scenario(
+        BrokenLayer::new(bends),
+        &sc,
+        file,
+        &crate::common::scenario_options(7),
+    ));
+    rt.shutdown_timeout(Duration::from_secs(2));
+    if let Some(b) = &out.bundle {
+        let _ = std::fs::remove_dir_all(b);
+    }
+    out
+}
+
+/// The base passes unbent; bent, its failures contain `needle`.
+pub fn proves(text: &str, bends: Bends, needle: &str) {
+    let clean = run_with(text, Bends::default());
+    assert!(
+        clean.failures.is_empty(),
+        "the reference fails the base: {:?}\n{text}",
+        clean.failures
+    );
+    let bent = run_with(text, bends);
+    assert!(
+        bent.failures.iter().any(|f| f.contains(needle)),
+        "expected a failure containing {needle:?}, got {:?}\n{text}",
+        bent.failures
+    );
+}
+
+pub fn sql(handle: &StateDbHandle, statement: &'static str) {
+    handle
+        .read("broken layer", |c| c.execute_batch(statement))
+        .expect("broken layer sql");
+}
+
+pub type InitBend = fn(&StateDbHandle);
+
+/// An init that runs the reference, then damages what it wrote with `damage`.
+pub fn init_then(damage: InitBend) -> Bends {
+    Bends {
+        init: Some(Arc::new(move |ctx, cfg| {
+            let (handle, summary) = ReferenceLayer.init(ctx, cfg)?;
+            damage(&handle);
+            Ok((handle, summary))
+        })),
+        ..Default::default()
     }
 }

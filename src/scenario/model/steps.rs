@@ -144,7 +144,8 @@ pub enum Oracle {
     BackfillComplete,
     /// No DB file exists (nothing was created).
     NoDbFile,
-    /// Exactly one worker completed a backfill (from the event log).
+    /// Exactly one write marked the backfill complete (from the DB's own write log,
+    /// `observe::writes`).
     OneBackfillRun,
     /// The bytes a DB-damaging fault left are kept in a `state_5.sqlite.corrupt-*` file
     /// next to the DB.

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::scenario::checks::{check_expect, event_invariants, run_oracle};
+use crate::scenario::checks::{check_expect, event_invariants, run_oracle, write_invariants};
 use crate::scenario::model::{
     parse_bound, DbSetup, Expect, FaultTime, Role, Scenario, Step, WorkerKind, WorkerSpec,
 };
@@ -26,7 +26,9 @@ use crate::layer::{Capability, StateLayer};
 use crate::lookup::LookupSource;
 use crate::observe::answers::{check_verified_label, Listed};
 use crate::observe::handles::{judge, FdSampler};
-use crate::observe::{check_answer_path, check_listing, Census, FilesLedger, ObservedScope};
+use crate::observe::{
+    check_answer_path, check_listing, writes, Census, FilesLedger, ObservedScope,
+};
 use crate::process::ProcessContext;
 use crate::rollout::layout::Root;
 pub use crate::scenario::outcome::{FaultCoverage, RunOptions, ScenarioOutcome, Status};
@@ -216,6 +218,9 @@ impl<'a, L: StateLayer> Run<'a, L> {
                     .map_err(|e| format!("cannot index the home: {e}"))?;
             }
         }
+        // Lease writes are judged from the DB's own write log from here on (setup faults'
+        // own writes are marked in it). A home without a DB has none: nothing to judge.
+        let _ = writes::install(&self.home);
         self.ledger = FilesLedger::new(&Census::take(&self.home.codex_home));
         for (i, decl) in self.sc.faults.iter().enumerate() {
             if decl.at == FaultTime::Setup {
@@ -245,7 +250,10 @@ impl<'a, L: StateLayer> Run<'a, L> {
         let id = self.sc.fault_id(index);
         // The fault's own changes to the files, and only those, are expected to persist.
         let before = Census::take(&self.home.codex_home);
+        // The fault's own DB writes are marked in the write log (no log: nothing to mark).
+        let _ = writes::mark_fault(&self.home, &id, true);
         let result = decl.fault.apply(&mut self.home);
+        let _ = writes::mark_fault(&self.home, &id, false);
         self.ledger
             .account_fault(&before, &Census::take(&self.home.codex_home));
         let (coverage, failure) = FaultCoverage::of_injection(id, decl.fault.kind(), result);
@@ -481,19 +489,14 @@ impl<'a, L: StateLayer> Run<'a, L> {
         }
         let events = self.log.snapshot();
         self.failpoint_sleeps(&events);
+        let written = writes::read(&self.home);
         for check in &self.sc.checks {
-            let rows = if self.home.db_path().exists() {
-                self.read_rows().ok()
-            } else {
-                None
-            };
             let status = self.read_status_and_count().ok().map(|(s, _)| s);
             self.failures.extend(run_oracle(
                 check.oracle,
                 &self.home,
-                rows.as_deref(),
                 status.as_deref(),
-                &events,
+                &written,
             ));
         }
         // One handle per process, from /proc: the events' own report is extra detail only.
@@ -502,6 +505,7 @@ impl<'a, L: StateLayer> Run<'a, L> {
                 .extend(judge(&sampler.stop(), REFERENCE_FDS_PER_HANDLE));
         }
         self.failures.extend(event_invariants(&events));
+        self.failures.extend(write_invariants(&written));
         let lost = self
             .ledger
             .judge(&self.home.codex_home, &self.dir.join("lost-rollouts"));

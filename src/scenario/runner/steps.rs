@@ -234,18 +234,12 @@ impl<L: StateLayer> Run<'_, L> {
                 Ok(check_files(self.sc, &self.home, present, absent))
             }
             Step::Check { oracle } => {
-                let rows = if self.home.db_path().exists() {
-                    Some(self.read_rows()?)
-                } else {
-                    None
-                };
                 let status = self.read_status_and_count().ok().map(|(s, _)| s);
                 Ok(run_oracle(
                     *oracle,
                     &self.home,
-                    rows.as_deref(),
                     status.as_deref(),
-                    &self.log.snapshot(),
+                    &crate::observe::writes::read(&self.home),
                 ))
             }
         }

@@ -15,10 +15,10 @@ use super::CodexTarget;
 use crate::codex::{AppServer, HomeSpec};
 use crate::faults::{Fault, HomeModel};
 use crate::observe::{
-    check_answer_path, check_listing, Census, FdSampler, FilesLedger, ObservedScope,
+    check_answer_path, check_listing, writes, Census, FdSampler, FilesLedger, ObservedScope,
 };
 use crate::rollout::layout::watermark_for;
-use crate::scenario::checks::{check_expect, check_row, run_oracle};
+use crate::scenario::checks::{check_expect, check_row, run_oracle, write_invariants};
 use crate::scenario::model::{
     DbSetup, Expect, FaultTime, Oracle, Role, Scenario, Step, TimingSpec, PATH_OF_ROW,
 };
@@ -129,6 +129,11 @@ impl<'a> CodexRun<'a> {
                 db::reset_to_fresh(&self.home.sqlite_home)?;
             }
         }
+        // Codex's writes of its `backfill_state` row are logged from here on (the lease
+        // checks of `observe::lease` that need no owner token apply to Codex too).
+        if self.sc.home.db != DbSetup::None {
+            writes::install(&self.home).map_err(|e| format!("cannot observe the DB: {e}"))?;
+        }
         self.ledger = FilesLedger::new(&Census::take(&self.home.codex_home));
         for (i, decl) in self.sc.faults.iter().enumerate() {
             if decl.at == FaultTime::Setup {
@@ -150,6 +155,7 @@ impl<'a> CodexRun<'a> {
         let decl = &self.sc.faults[index];
         let id = self.sc.fault_id(index);
         let before = Census::take(&self.home.codex_home);
+        let _ = writes::mark_fault(&self.home, &id, true);
         let result = match &decl.fault {
             Fault::StuckLease { .. } => db::stuck_lease(&self.home.sqlite_home),
             Fault::ExpiredLease {
@@ -166,6 +172,7 @@ impl<'a> CodexRun<'a> {
             }
             other => other.apply(&mut self.home),
         };
+        let _ = writes::mark_fault(&self.home, &id, false);
         self.ledger
             .account_fault(&before, &Census::take(&self.home.codex_home));
         let (coverage, failure) = FaultCoverage::of_injection(id, decl.fault.kind(), result);
@@ -442,17 +449,13 @@ impl<'a> CodexRun<'a> {
     }
 
     fn oracle(&mut self, oracle: Oracle) -> Vec<String> {
-        if oracle == Oracle::OneBackfillRun {
-            self.note("oracle one_backfill_run (counted from the reference's events)".into());
-            return vec![];
-        }
-        let rows = if self.home.db_path().exists() {
-            db::read_rows(&self.home.sqlite_home).ok()
-        } else {
-            None
-        };
         let status = db::read_status(&self.home.sqlite_home).ok();
-        run_oracle(oracle, &self.home, rows.as_deref(), status.as_deref(), &[])
+        run_oracle(
+            oracle,
+            &self.home,
+            status.as_deref(),
+            &writes::read(&self.home),
+        )
     }
 
     async fn finish(&mut self) {
@@ -483,6 +486,21 @@ impl<'a> CodexRun<'a> {
             let f = self.oracle(check.oracle);
             self.failures.extend(f);
         }
+        let written = writes::read(&self.home);
+        let codex_wrote = written.as_ref().is_ok_and(|log| {
+            !log.lease_watched
+                && log
+                    .entries
+                    .iter()
+                    .any(|e| matches!(e.change, writes::Change::Backfill { .. }))
+        });
+        if codex_wrote {
+            self.note(
+                "lease owner and fence checks (Codex's lease is backfill_state's status and updated_at, no owner row)"
+                    .into(),
+            );
+        }
+        self.failures.extend(write_invariants(&written));
         let lost = self
             .ledger
             .judge(&self.home.codex_home, &self.dir.join("lost-rollouts"));

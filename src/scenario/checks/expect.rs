@@ -1,21 +1,16 @@
-//! Checks: per-step expectations, the invariants every scenario is held to, and the oracle
-//! that rebuilds the expected index from the files and diffs it with the DB.
+//! Per-step expectations: a worker's outcome (startup report, lookup, listing, entrypoint
+//! report, timing) and a DB row compared with what the scenario expects.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::hash::{Hash, Hasher};
-use std::path::{Path, PathBuf};
+use std::collections::BTreeSet;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use uuid::Uuid;
 
-use super::model::{parse_bound, Expect, Oracle, RowExpect, TimingSpec, PATH_OF_ROW};
-use super::roles::WorkerOutcome;
-use crate::events::{kinds, Event};
 use crate::faults::HomeModel;
 use crate::lookup::LookupResult;
-use crate::rollout::head::read_session_meta_head;
-use crate::rollout::layout::{root_of, Root};
-use crate::rollout::search::collect_rollout_files;
+use crate::scenario::model::{parse_bound, Expect, RowExpect, TimingSpec, PATH_OF_ROW};
+use crate::scenario::roles::WorkerOutcome;
 use crate::thread::ThreadMetadata;
 
 fn mismatch(
@@ -27,7 +22,7 @@ fn mismatch(
     failures.push(format!("expected {what} = {expected}, got {got}"));
 }
 
-fn show_opt<T: std::fmt::Display>(v: &Option<T>) -> String {
+pub(super) fn show_opt<T: std::fmt::Display>(v: &Option<T>) -> String {
     v.as_ref()
         .map(|v| v.to_string())
         .unwrap_or_else(|| "none".into())
@@ -381,241 +376,4 @@ pub fn check_row(e: &RowExpect, row: Option<&ThreadMetadata>, home: &HomeModel) 
         }
     }
     f
-}
-
-/// Invariant: no lookup returns a path whose head names another thread.
-pub fn lookup_never_foreign(r: &LookupResult) -> Option<String> {
-    let path = r.path.as_ref()?;
-    if r.source == Some(crate::lookup::LookupSource::UnverifiedDb) {
-        return None;
-    }
-    let want = Uuid::parse_str(&r.thread_id).ok()?;
-    match read_session_meta_head(path) {
-        Ok(head) if head.thread_id() == Some(want) => None,
-        Ok(head) => Some(format!(
-            "invariant violated: lookup of {} returned {} whose head belongs to thread {}",
-            r.thread_id,
-            path.display(),
-            head.id
-        )),
-        Err(err) => Some(format!(
-            "invariant violated: lookup of {} returned {} as verified, but its head is unreadable: {err}",
-            r.thread_id,
-            path.display()
-        )),
-    }
-}
-
-/// Invariants read from the event log.
-pub fn event_invariants(events: &[Event]) -> Vec<String> {
-    let mut f = Vec::new();
-    for e in events {
-        if e.kind == kinds::DUPLICATE_OPEN {
-            f.push(format!(
-                "invariant violated: process {} opened a second state db handle on {}",
-                e.worker,
-                e.data.get("db").and_then(|v| v.as_str()).unwrap_or("?")
-            ));
-        }
-        if e.kind == kinds::FENCED_WRITE {
-            let owner = e.data.get("owner").and_then(|v| v.as_str());
-            let db_owner = e.data.get("db_owner").and_then(|v| v.as_str());
-            if owner != db_owner {
-                f.push(format!(
-                    "invariant violated: {} wrote the backfill {} as owner {} while the lease belonged to {}",
-                    e.worker,
-                    e.data.get("write").and_then(|v| v.as_str()).unwrap_or("?"),
-                    owner.unwrap_or("?"),
-                    db_owner.unwrap_or("nobody")
-                ));
-            }
-        }
-    }
-    f
-}
-
-/// Content digests of every file under the rollout roots (moves keep the digest).
-pub fn rollout_digests(codex_home: &Path) -> BTreeMap<u64, usize> {
-    let mut digests = BTreeMap::new();
-    for root in Root::ALL {
-        for path in walk_files(&root.dir(codex_home)) {
-            if path.extension().and_then(|e| e.to_str()) != Some("jsonl") {
-                continue;
-            }
-            if let Ok(bytes) = std::fs::read(&path) {
-                let mut h = std::collections::hash_map::DefaultHasher::new();
-                bytes.hash(&mut h);
-                *digests.entry(h.finish()).or_insert(0) += 1;
-            }
-        }
-    }
-    digests
-}
-
-fn walk_files(root: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            continue;
-        };
-        for entry in entries.flatten() {
-            let Ok(ft) = entry.file_type() else { continue };
-            if ft.is_dir() {
-                stack.push(entry.path());
-            } else if ft.is_file() {
-                out.push(entry.path());
-            }
-        }
-    }
-    out
-}
-
-/// Invariant: every rollout that existed at the baseline still exists with the same bytes.
-pub fn rollouts_unchanged(
-    baseline: &BTreeMap<u64, usize>,
-    now: &BTreeMap<u64, usize>,
-) -> Option<String> {
-    let lost: usize = baseline
-        .iter()
-        .map(|(d, n)| n.saturating_sub(now.get(d).copied().unwrap_or(0)))
-        .sum();
-    (lost > 0).then(|| format!("invariant violated: {lost} rollout file(s) were changed or removed by the code under test"))
-}
-
-/// Runs an oracle. `rows` is every row of the DB (None: no DB file).
-pub fn run_oracle(
-    oracle: Oracle,
-    home: &HomeModel,
-    rows: Option<&[ThreadMetadata]>,
-    status: Option<&str>,
-    events: &[Event],
-) -> Vec<String> {
-    match oracle {
-        Oracle::DamagedDbKept => damaged_db_kept(home),
-        Oracle::OneBackfillRun => {
-            let runs: Vec<&str> = events
-                .iter()
-                .filter(|e| e.kind == kinds::BACKFILL_COMPLETE)
-                .map(|e| e.worker.as_str())
-                .collect();
-            if runs.len() == 1 {
-                vec![]
-            } else {
-                vec![format!(
-                    "expected exactly one completed backfill, got {} ({})",
-                    runs.len(),
-                    runs.join(", ")
-                )]
-            }
-        }
-        Oracle::NoDbFile => {
-            if home.db_path().exists() {
-                vec![format!(
-                    "expected no db file, but {} exists",
-                    home.db_path().display()
-                )]
-            } else {
-                vec![]
-            }
-        }
-        Oracle::BackfillComplete => match status {
-            Some("complete") => vec![],
-            other => vec![format!(
-                "expected backfill status complete, got {}",
-                show_opt(&other)
-            )],
-        },
-        Oracle::IndexMatchesFiles => index_matches_files(home, rows.unwrap_or(&[])),
-    }
-}
-
-fn index_matches_files(home: &HomeModel, rows: &[ThreadMetadata]) -> Vec<String> {
-    let mut f = Vec::new();
-    // Expected index from the files: id -> the verified files claiming it.
-    let mut expected: HashMap<Uuid, Vec<(PathBuf, Root)>> = HashMap::new();
-    for root in Root::ALL {
-        let (files, _) = collect_rollout_files(&root.dir(&home.codex_home));
-        for path in files {
-            if let Ok(head) = read_session_meta_head(&path) {
-                if let Some(id) = head.thread_id() {
-                    expected.entry(id).or_default().push((path, root));
-                }
-            }
-        }
-    }
-    let by_id: HashMap<Uuid, &ThreadMetadata> = rows.iter().map(|r| (r.id, r)).collect();
-    let name = |id: Uuid| {
-        home.alias_of(id)
-            .map(String::from)
-            .unwrap_or_else(|| id.to_string())
-    };
-    let mut ids: Vec<&Uuid> = expected.keys().collect();
-    ids.sort();
-    for id in ids {
-        let files = &expected[id];
-        match by_id.get(id) {
-            None => f.push(format!("oracle: {} has a rollout but no row", name(*id))),
-            Some(row) => match files.iter().find(|(p, _)| *p == row.rollout_path) {
-                None => f.push(format!(
-                    "oracle: row {} points at {}, but its rollout is {}",
-                    name(*id),
-                    home.relative(&row.rollout_path),
-                    home.relative(&files[0].0)
-                )),
-                Some((_, root)) => {
-                    if row.is_archived() != root.is_archived() {
-                        f.push(format!(
-                            "oracle: row {} says archived = {}, but its rollout is under {}",
-                            name(*id),
-                            row.is_archived(),
-                            root.subdir()
-                        ));
-                    }
-                }
-            },
-        }
-    }
-    for row in rows {
-        if !expected.contains_key(&row.id) {
-            let why = if row.rollout_path.is_file() {
-                "a file that does not verify as that thread"
-            } else {
-                "a missing file"
-            };
-            let under = root_of(&home.codex_home, &row.rollout_path)
-                .map(|r| r.subdir())
-                .unwrap_or("outside the home");
-            f.push(format!(
-                "oracle: row {} points at {} ({why}, {under})",
-                name(row.id),
-                home.relative(&row.rollout_path)
-            ));
-        }
-    }
-    f
-}
-
-/// A `state_5.sqlite.corrupt-*` file beside the DB holds exactly the damaged bytes.
-fn damaged_db_kept(home: &HomeModel) -> Vec<String> {
-    let Some(damaged) = &home.damaged_db else {
-        return vec!["damaged_db_kept: no fault damaged the DB".into()];
-    };
-    let prefix = format!("{}.corrupt-", crate::state::STATE_DB_FILENAME);
-    let kept = std::fs::read_dir(&home.sqlite_home)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
-        .filter(|e| !e.file_name().to_string_lossy().ends_with("-wal"))
-        .filter(|e| !e.file_name().to_string_lossy().ends_with("-shm"))
-        .any(|e| std::fs::read(e.path()).is_ok_and(|b| &b == damaged));
-    if kept {
-        vec![]
-    } else {
-        vec![format!(
-            "the damaged DB was not kept: no {prefix}* file in {} holds its bytes",
-            home.sqlite_home.display()
-        )]
-    }
 }
