@@ -181,6 +181,16 @@ pub fn reconcile_new_rollouts(
     rt: &StateDbHandle,
     mode: ReconcileMode,
 ) -> Result<ReconcileOutcome, StateError> {
+    reconcile_as_of(rt, mode, now_ns())
+}
+
+/// [`reconcile_new_rollouts`] with the time the racy window is measured from passed in, so
+/// a test can judge trusted signatures without waiting the window out.
+fn reconcile_as_of(
+    rt: &StateDbHandle,
+    mode: ReconcileMode,
+    started_ns: i128,
+) -> Result<ReconcileOutcome, StateError> {
     let ctx = rt.context().clone();
     let mut outcome = ReconcileOutcome::default();
     if !ctx.decisions().index_new_rollouts() {
@@ -207,7 +217,6 @@ pub fn reconcile_new_rollouts(
 
     let mut now_seen: HashMap<String, DirRecord> = HashMap::new();
     let mut candidates: Vec<(PathBuf, Root)> = Vec::new();
-    let started_ns = now_ns();
     for root in Root::ALL {
         let mut stack: Vec<(PathBuf, Option<String>)> = vec![(root.dir(&home), None)];
         while let Some((dir, parent)) = stack.pop() {
@@ -389,5 +398,79 @@ pub fn reconcile_new_rollouts(
 pub fn reconcile_or_warn(rt: &StateDbHandle, mode: ReconcileMode, during: &str) {
     if let Err(err) = reconcile_new_rollouts(rt, mode) {
         tracing::warn!("state db reconcile during {during} failed: {err}; continuing");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fixture::{generate_home, FixtureOptions};
+    use crate::process::ProcessContext;
+    use crate::state_db::{try_init, StateDbConfig};
+    use crate::timing::Timings;
+
+    /// An hour after now: every directory of the home is out of the racy window.
+    fn an_hour_later() -> i128 {
+        now_ns() + 3_600 * 1_000_000_000
+    }
+
+    fn home(seed: u64, threads: usize) -> (tempfile::TempDir, Vec<crate::fixture::FixtureThread>) {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = FixtureOptions {
+            threads,
+            archived: 0,
+            seed,
+            ..FixtureOptions::default()
+        };
+        let threads = generate_home(dir.path(), &opts).unwrap();
+        (dir, threads)
+    }
+
+    /// Sets every directory under the rollout roots a day back, so a file added later
+    /// changes its mtime whatever the filesystem's timestamp granularity.
+    fn backdate_dirs(dir: &Path) {
+        let day_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(86_400);
+        let mut stack = vec![dir.to_path_buf()];
+        while let Some(d) = stack.pop() {
+            for e in fs::read_dir(&d).unwrap().flatten() {
+                if e.file_type().unwrap().is_dir() {
+                    stack.push(e.path());
+                }
+            }
+            fs::File::open(&d).unwrap().set_modified(day_ago).unwrap();
+        }
+    }
+
+    /// Once a directory's signature is trusted, an unchanged directory is not listed again
+    /// and a rollout added to a directory is indexed. Catches signatures that never change
+    /// (the added rollout is missed for good) and signatures never trusted (every
+    /// directory listed on every reconcile).
+    #[test]
+    fn a_trusted_unchanged_directory_is_skipped_and_a_changed_one_is_listed() {
+        let (dir, threads) = home(7, 3);
+        let ctx = ProcessContext::plain("reconcile-test");
+        let rt = try_init(&ctx, &StateDbConfig::new(dir.path(), Timings::short()))
+            .unwrap()
+            .handle;
+        backdate_dirs(&Root::Active.dir(dir.path()));
+        let first = reconcile_as_of(&rt, ReconcileMode::Listing, an_hour_later()).unwrap();
+        assert!(
+            first.dirs_listed > 0,
+            "the first listing reconcile lists: {first:?}"
+        );
+        let again = reconcile_as_of(&rt, ReconcileMode::Listing, an_hour_later()).unwrap();
+        assert!(again.dirs_checked > 0);
+        assert_eq!(again.dirs_listed, 0, "nothing changed: {again:?}");
+        assert!(again.inserted.is_empty());
+
+        // A rollout of another home, restored into a directory this home already has.
+        let (other, others) = home(8, 1);
+        let target_dir = threads[0].path.parent().unwrap();
+        let added = target_dir.join(others[0].path.file_name().unwrap());
+        fs::copy(&others[0].path, &added).unwrap();
+        drop(other);
+        let after = reconcile_as_of(&rt, ReconcileMode::Listing, an_hour_later()).unwrap();
+        assert!(after.dirs_listed >= 1, "{after:?}");
+        assert_eq!(after.inserted, vec![others[0].id], "{after:?}");
     }
 }
