@@ -473,4 +473,30 @@ mod tests {
         assert!(after.dirs_listed >= 1, "{after:?}");
         assert_eq!(after.inserted, vec![others[0].id], "{after:?}");
     }
+
+    /// A directory whose inode changed within the racy window (here: its ctime, set by the
+    /// backdating itself, though its mtime is a day old) is not trusted: the next reconcile
+    /// lists it again. Catches a racy check that looks at the mtime alone.
+    #[test]
+    fn a_directory_changed_within_the_racy_window_is_listed_again() {
+        use std::os::unix::fs::MetadataExt;
+        let (dir, threads) = home(7, 2);
+        let ctx = ProcessContext::plain("reconcile-racy");
+        let rt = try_init(&ctx, &StateDbConfig::new(dir.path(), Timings::short()))
+            .unwrap()
+            .handle;
+        backdate_dirs(&Root::Active.dir(dir.path()));
+        let meta = fs::metadata(threads[0].path.parent().unwrap()).unwrap();
+        // One second after the directory's inode changed: inside the window, however long
+        // this test took to get here.
+        let within = i128::from(meta.ctime()) * 1_000_000_000
+            + i128::from(meta.ctime_nsec())
+            + 1_000_000_000;
+        reconcile_as_of(&rt, ReconcileMode::Listing, within).unwrap();
+        let again = reconcile_as_of(&rt, ReconcileMode::Listing, within).unwrap();
+        assert!(
+            again.dirs_listed > 0,
+            "racy directories were trusted: {again:?}"
+        );
+    }
 }
