@@ -463,9 +463,23 @@ mod tests {
         assert_eq!(again.dirs_listed, 0, "nothing changed: {again:?}");
         assert!(again.inserted.is_empty());
 
+        // A file that is no rollout changes the directory: listed once, then trusted again
+        // (its new signature is recorded although no row was added).
+        let target_dir = threads[0].path.parent().unwrap();
+        fs::write(target_dir.join("notes.txt"), b"not a rollout").unwrap();
+        let changed = reconcile_as_of(&rt, ReconcileMode::Listing, an_hour_later()).unwrap();
+        assert!(
+            changed.dirs_listed >= 1 && changed.inserted.is_empty(),
+            "{changed:?}"
+        );
+        let settled = reconcile_as_of(&rt, ReconcileMode::Listing, an_hour_later()).unwrap();
+        assert_eq!(
+            settled.dirs_listed, 0,
+            "the new signature was not kept: {settled:?}"
+        );
+
         // A rollout of another home, restored into a directory this home already has.
         let (other, others) = home(8, 1);
-        let target_dir = threads[0].path.parent().unwrap();
         let added = target_dir.join(others[0].path.file_name().unwrap());
         fs::copy(&others[0].path, &added).unwrap();
         drop(other);
