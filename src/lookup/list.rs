@@ -427,6 +427,28 @@ fn is_canonical(codex_home: &Path, root: Root, path: &Path) -> bool {
 mod tests {
     use super::*;
 
+    /// Two files claim one thread: the file at its canonical place is listed, though the
+    /// copy's path sorts after it. Catches a ranking that prefers the copy (or the path alone).
+    #[test]
+    fn the_canonical_file_wins_over_a_copy_with_a_greater_path() {
+        let home = Path::new("/home-under-test");
+        let id = Uuid::parse_str("019bffa1-3c5e-7d20-9a4b-2f6c1e8d0b17").unwrap();
+        let name = format!("rollout-2026-01-27T12-34-56-{id}.jsonl");
+        let parsed = parse_rollout_file_name(&name).unwrap();
+        let canonical = active_rollout_path(home, parsed.timestamp, id);
+        let copy = home.join("sessions/2099/12/31").join(&name);
+        assert!(copy > canonical);
+        for files in [
+            vec![(canonical.clone(), id), (copy.clone(), id)],
+            vec![(copy.clone(), id), (canonical.clone(), id)],
+        ] {
+            assert_eq!(
+                one_file_per_thread(home, Root::Active, files),
+                vec![(canonical.clone(), id)]
+            );
+        }
+    }
+
     #[test]
     fn cursor_accepts_codexs_keyset_form_and_reencodes_it() {
         let id = Uuid::parse_str("019bffa1-3c5e-7d20-9a4b-2f6c1e8d0b17").unwrap();

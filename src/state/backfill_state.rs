@@ -432,3 +432,48 @@ pub fn report_fenced(
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn running(updated_at_s: i64, expires_at_ms: Option<i64>) -> BackfillState {
+        BackfillState {
+            status: BackfillStatus::Running,
+            updated_at: updated_at_s,
+            owner: expires_at_ms.map(|exp| LeaseOwnerInfo {
+                owner_id: "owner".into(),
+                pid: None,
+                host: None,
+                claimed_at_ms: None,
+                heartbeat_at_ms: None,
+                lease_expires_at_ms: Some(exp),
+            }),
+            row_present: true,
+            ..BackfillState::default()
+        }
+    }
+
+    /// A Codex process holds the lease by `updated_at` alone (seconds, no owner row): live
+    /// within the lease length, dead after it. Catches the seconds/milliseconds conversion
+    /// going the wrong way (every Codex lease would look dead and be taken over).
+    #[test]
+    fn a_codex_lease_is_live_by_updated_at_within_its_length() {
+        let now_ms = 1_800_000_000_000;
+        let lease_ms = 900_000;
+        assert!(running(now_ms / 1000 - 10, None).lease_is_live(now_ms, lease_ms));
+        assert!(!running(now_ms / 1000 - 901, None).lease_is_live(now_ms, lease_ms));
+    }
+
+    /// Our own expiry keeps a lease live past Codex's rule, and only while it lasts.
+    #[test]
+    fn an_owner_lease_is_live_until_its_expiry() {
+        let now_ms = 1_800_000_000_000;
+        let old = now_ms / 1000 - 3_600;
+        assert!(running(old, Some(now_ms + 1)).lease_is_live(now_ms, 1_000));
+        assert!(!running(old, Some(now_ms)).lease_is_live(now_ms, 1_000));
+        let mut done = running(now_ms / 1000, Some(now_ms + 1));
+        done.status = BackfillStatus::Complete;
+        assert!(!done.lease_is_live(now_ms, 1_000));
+    }
+}
