@@ -476,4 +476,18 @@ mod tests {
         done.status = BackfillStatus::Complete;
         assert!(!done.lease_is_live(now_ms, 1_000));
     }
+
+    /// A claimant names this process and this machine, as `status` shows them to whoever
+    /// must decide whether the owner is alive. The host is read back through `uname`, not
+    /// the file the claimant reads. Catches an empty or made-up host.
+    #[test]
+    fn a_claimant_names_this_process_and_host() {
+        let me = LeaseClaimant::fresh();
+        assert_eq!(me.pid, i64::from(std::process::id()));
+        let mut uts: libc::utsname = unsafe { std::mem::zeroed() };
+        assert_eq!(unsafe { libc::uname(&mut uts) }, 0);
+        let node = unsafe { std::ffi::CStr::from_ptr(uts.nodename.as_ptr()) };
+        assert_eq!(me.host, node.to_string_lossy());
+        assert_ne!(me.owner_id, LeaseClaimant::fresh().owner_id);
+    }
 }
