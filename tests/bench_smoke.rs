@@ -44,6 +44,7 @@ fn assert_well_formed(r: &BenchReport) {
             r.backfill.iter().map(|b| b.size).collect::<Vec<_>>(),
         ),
         ("gate", r.startup_gate.iter().map(|g| g.size).collect()),
+        ("pages", r.pages.iter().map(|p| p.size).collect()),
         ("lookup", r.lookup.iter().map(|l| l.size).collect()),
     ] {
         assert_eq!(sizes, vec![120, 200], "{family}");
@@ -59,6 +60,18 @@ fn assert_well_formed(r: &BenchReport) {
     for g in &r.startup_gate {
         assert!(g.ratio.is_some_and(finite_positive));
         assert_eq!(g.try_init_us.samples, 2);
+        for part in [&g.quick_check_us, &g.reconcile_us] {
+            assert!(
+                part.samples == 2 && finite_positive(part.median),
+                "{part:?}"
+            );
+        }
+    }
+    for p in &r.pages {
+        assert_eq!(p.page_size, 25);
+        for s in [&p.first_page_ms, &p.last_page_ms] {
+            assert!(s.samples >= 1 && finite_positive(s.median), "{s:?}");
+        }
     }
     for l in &r.lookup {
         for s in [
@@ -108,6 +121,7 @@ fn tiny_run_gives_a_well_formed_report_and_cleans_up() {
         "lookup_growth",
         "contention",
         "init_process",
+        "pages",
         "harness_overhead",
         "peers",
     ] {
@@ -162,6 +176,19 @@ fn cli_json_is_well_formed_and_bad_arguments_exit_2() {
         .as_f64()
         .is_some());
     assert!(json["lookup"][0]["db_hit_ratio"].as_f64().is_some());
+    for page in ["first_page_ms", "last_page_ms"] {
+        assert!(
+            json["pages"][0][page]["median"].as_f64().is_some(),
+            "{page}"
+        );
+    }
+    for part in ["quick_check_us", "reconcile_us"] {
+        assert!(
+            json["startup_gate"][0][part]["median"].as_f64().is_some(),
+            "{part}"
+        );
+    }
+    assert!(json["init_process"][0]["rss_peak_mb"].as_f64().is_some());
     assert!(
         json["lookup_growth"].is_null(),
         "one size has no growth row"

@@ -3,27 +3,27 @@
 //!
 //! Claim the lease (or return at once if it is complete or someone else holds it), start a
 //! heartbeat on a timer (its own connection, so a slow batch never starves it), scan both
-//! roots in watermark order past the last checkpoint, and commit each batch of rows
+//! roots in watermark order past the last checkpoint (`scan`, streamed: memory is bounded by
+//! the batch, not the home), and commit each batch of rows
 //! together with its checkpoint in one IMMEDIATE transaction — so a batch lands only while
 //! the lease is still ours. A file that cannot be indexed is counted, recorded in
-//! `statedb_harness_backfill_failures` and logged; it never fails the run. Files are read one batch ahead
-//! on a worker thread (`read_ahead`), so reading overlaps the writes. On an error the
+//! `statedb_harness_backfill_failures` and logged; it never fails the run. Files are read a few batches
+//! ahead on one worker thread per core (`read_ahead`), so reading overlaps the writes. On an error the
 //! lease is released; a simulated death (failpoint `kill`/`exit` in a task worker) leaves
 //! it held, exactly as a killed process would.
 
 mod heartbeat;
 mod read_ahead;
 pub mod reconcile;
+mod scan;
 
-use std::path::PathBuf;
+use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
 
 use serde_json::json;
 
 use crate::events::kinds;
 use crate::failpoints::Failpoint;
-use crate::rollout::layout::{watermark_for, Root};
-use crate::rollout::search::collect_rollout_files;
 use crate::state::backfill_state::{
     self, fenced_write, report_fenced, BackfillStatus, FencedWrite, LeaseClaimant,
 };
@@ -32,6 +32,7 @@ use crate::timing::Timings;
 
 use heartbeat::Heartbeat;
 use read_ahead::ReadAhead;
+use scan::{Entry, RolloutScan};
 
 /// What one call of [`run_backfill`] did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
@@ -43,12 +44,6 @@ pub struct BackfillOutcome {
     pub failed: u64,
     /// The state was already complete; nothing to do.
     pub already_complete: bool,
-}
-
-struct Entry {
-    path: PathBuf,
-    watermark: String,
-    root: Root,
 }
 
 /// Runs the backfill if this process can claim the lease. Never fails because of a single
@@ -116,6 +111,11 @@ pub fn run_backfill(rt: &StateDbHandle, timings: &Timings) -> Result<BackfillOut
     result
 }
 
+/// Extraction threads of the read-ahead: one per core.
+fn read_ahead_workers() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
 /// The seeded per-batch heartbeat's one site: its failpoint fires where its refresh lives
 /// (each batch's checkpoint), so scenarios that inject into the heartbeat meet this variant
 /// too. An injected error ends only the refresh, as it ends the reference's timer thread.
@@ -142,36 +142,29 @@ fn scan_and_index(
     let state = rt.backfill_state()?;
     let home = rt.codex_home().to_path_buf();
 
-    let mut entries = Vec::new();
-    for root in Root::ALL {
-        let (files, warnings) = collect_rollout_files(&root.dir(&home));
-        for w in warnings {
-            tracing::warn!("backfill scan: {w}");
-        }
-        entries.extend(files.into_iter().map(|path| Entry {
-            watermark: watermark_for(&home, &path),
-            path,
-            root,
-        }));
-    }
-    entries.sort_by(|a, b| a.watermark.cmp(&b.watermark));
-    if let Some(mark) = &state.last_watermark {
-        entries.retain(|e| e.watermark.as_str() > mark.as_str());
-    }
-
     let mut outcome = BackfillOutcome {
         ran: true,
         ..Default::default()
     };
     let batch_size = timings.batch_size.max(1);
     let mut last_watermark: Option<String> = None;
-    // Files are read and parsed one batch ahead on a worker thread, overlapping the writes.
-    let mut read_ahead = ReadAhead::start(
-        entries.iter().map(|e| e.path.clone()).collect(),
-        batch_size,
-        rt.default_provider(),
-    );
-    for (batch_index, batch) in entries.chunks(batch_size).enumerate() {
+    // The scan streams the roots in watermark order; the read-ahead extracts the next
+    // batches on every core while this thread writes. A home of one batch gets no thread.
+    let mut scan = RolloutScan::new(&home, state.last_watermark.clone());
+    let mut queued: VecDeque<Vec<Entry>> = VecDeque::new();
+    queued.extend([scan.next_batch(batch_size), scan.next_batch(batch_size)]);
+    queued.retain(|b| !b.is_empty());
+    let mut read_ahead = if queued.len() > 1 {
+        ReadAhead::start(rt.default_provider(), read_ahead_workers())
+    } else {
+        ReadAhead::inline(rt.default_provider())
+    };
+    for batch in &queued {
+        read_ahead.submit(batch.iter().map(|e| e.path.clone()).collect());
+    }
+    let ahead = read_ahead_workers() + 1;
+    let mut batch_index = 0usize;
+    while let Some(batch) = queued.pop_front() {
         if heartbeat.is_some_and(|h| h.lost.load(Ordering::SeqCst)) {
             return Err(StateError::LeaseLost {
                 path: rt.db_path().to_path_buf(),
@@ -186,6 +179,15 @@ fn scan_and_index(
             .iter()
             .zip(read_ahead.next_batch(batch.iter().map(|e| e.path.as_path())))
             .collect();
+        // Keep the workers busy while this batch is written.
+        while queued.len() < ahead {
+            let next = scan.next_batch(batch_size);
+            if next.is_empty() {
+                break;
+            }
+            read_ahead.submit(next.iter().map(|e| e.path.clone()).collect());
+            queued.push_back(next);
+        }
         let batch_mark = batch.last().map(|e| e.watermark.clone());
         let now_ms = ctx.clock().now_ms();
         let variant = ctx.variant();
@@ -257,9 +259,10 @@ fn scan_and_index(
         outcome.upserted += upserted;
         outcome.failed += failed;
         last_watermark = batch_mark;
+        batch_index += 1;
         ctx.emit(
             kinds::BATCH_DONE,
-            json!({"batch": batch_index + 1, "rows": batch.len(), "owner": who.owner_id}),
+            json!({"batch": batch_index, "rows": batch.len(), "owner": who.owner_id}),
         );
         ctx.failpoint(Failpoint::BackfillAfterBatch)?;
     }

@@ -1,15 +1,21 @@
-//! Read-ahead for the backfill: a worker thread extracts the metadata of the next batch of
-//! rollouts while the current batch is being written, so file reading and JSON parsing
-//! overlap SQLite's inserts, commits and checkpoint syncs instead of alternating with them.
+//! Read-ahead for the backfill: worker threads (one per core) extract the metadata of the
+//! next batches of rollouts while the current batch is being written, so file reading and
+//! JSON parsing run on every core and overlap SQLite's inserts, commits and checkpoint
+//! syncs instead of alternating with them.
 //!
-//! The worker only reads files (`extract_metadata`); every DB write, failpoint and lease
-//! check stays on the backfill's thread, in batch order. It runs at most two batches ahead
-//! (one queued, one being built) and stops as soon as the [`ReadAhead`] is dropped, so an
-//! early return (lost lease, injected failure) leaves nothing running. If the thread cannot
-//! be started or dies, batches are extracted inline: same results, no overlap.
+//! The workers only read files (`extract_metadata`); every DB write, failpoint and lease
+//! check stays on the backfill's thread, which takes the results back in the order it
+//! submitted the batches. The backfill submits only a few batches ahead, so what is in
+//! flight is bounded by the batch size, not the home. Dropping the [`ReadAhead`] stops the
+//! workers (each at its next file) and joins them, so an early return (lost lease,
+//! injected failure) leaves nothing running. If no thread can be started, or the one that
+//! took a batch dies, that batch is extracted inline: same results, no overlap.
 
+use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{sync_channel, Receiver};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{channel, sync_channel, Receiver, Sender, SyncSender};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 use crate::rollout::metadata::{extract_metadata, ExtractError, Extraction};
@@ -17,77 +23,114 @@ use crate::rollout::metadata::{extract_metadata, ExtractError, Extraction};
 /// What extraction produced for each rollout of a batch, in batch order.
 pub(super) type Extracted = Vec<Result<Extraction, ExtractError>>;
 
-/// Extraction of a fixed sequence of rollouts, batch by batch, ahead of its consumer.
+/// One submitted batch and where its results go.
+struct Job {
+    paths: Vec<PathBuf>,
+    reply: SyncSender<Extracted>,
+}
+
+/// Extraction of batches on worker threads, handed back in submission order.
 pub(super) struct ReadAhead {
     provider: String,
-    ahead: Option<Receiver<Extracted>>,
-    worker: Option<JoinHandle<()>>,
+    jobs: Option<Sender<Job>>,
+    /// Result channels of the submitted batches, oldest first.
+    pending: VecDeque<Receiver<Extracted>>,
+    stop: Arc<AtomicBool>,
+    workers: Vec<JoinHandle<()>>,
 }
 
 impl ReadAhead {
-    /// Starts extracting `paths` in batches of `batch_size`, in order. A single batch has
-    /// nothing to overlap with, so it gets no thread.
-    pub fn start(paths: Vec<PathBuf>, batch_size: usize, provider: &str) -> Self {
-        let batch_size = batch_size.max(1);
-        if paths.len() <= batch_size {
-            return ReadAhead {
-                provider: provider.to_string(),
-                ahead: None,
-                worker: None,
-            };
-        }
-        let (tx, rx) = sync_channel::<Extracted>(1);
-        let worker_provider = provider.to_string();
-        let worker = std::thread::Builder::new()
-            .name("backfill-read-ahead".into())
-            .spawn(move || {
-                for batch in paths.chunks(batch_size) {
-                    let extracted = batch
-                        .iter()
-                        .map(|p| extract_metadata(p, &worker_provider))
-                        .collect();
-                    if tx.send(extracted).is_err() {
-                        // The consumer is gone (finished early or failed): stop reading.
-                        return;
-                    }
-                }
-            });
-        let worker = match worker {
-            Ok(w) => Some(w),
-            Err(err) => {
-                tracing::debug!(
-                    "backfill read-ahead thread not started ({err}); extracting inline"
-                );
-                None
-            }
-        };
+    /// No threads: every batch is extracted by [`ReadAhead::next_batch`] itself.
+    pub fn inline(provider: &str) -> Self {
         ReadAhead {
             provider: provider.to_string(),
-            ahead: worker.as_ref().map(|_| rx),
-            worker,
+            jobs: None,
+            pending: VecDeque::new(),
+            stop: Arc::new(AtomicBool::new(false)),
+            workers: Vec::new(),
         }
     }
 
-    /// The results for the next batch, whose rollouts are `paths` — the same paths, in the
-    /// same order, as that batch of [`ReadAhead::start`]'s list.
-    pub fn next_batch<'p>(&mut self, paths: impl ExactSizeIterator<Item = &'p Path>) -> Extracted {
-        let ready = self.ahead.as_ref().and_then(|rx| rx.recv().ok());
-        match ready {
-            Some(extracted) if extracted.len() == paths.len() => extracted,
-            _ => {
-                // No worker, or it stopped: extract this and every later batch here.
-                self.ahead = None;
-                paths.map(|p| extract_metadata(p, &self.provider)).collect()
+    /// Starts `workers` extraction threads (at least one).
+    pub fn start(provider: &str, workers: usize) -> Self {
+        let mut ahead = ReadAhead::inline(provider);
+        let (tx, rx) = channel::<Job>();
+        let rx = Arc::new(Mutex::new(rx));
+        for i in 0..workers.max(1) {
+            let (rx, stop, provider) = (rx.clone(), ahead.stop.clone(), provider.to_string());
+            let spawned = std::thread::Builder::new()
+                .name(format!("backfill-read-ahead-{i}"))
+                .spawn(move || work(&rx, &stop, &provider));
+            match spawned {
+                Ok(handle) => ahead.workers.push(handle),
+                Err(err) => tracing::debug!("backfill read-ahead thread not started ({err})"),
             }
         }
+        if ahead.workers.is_empty() {
+            tracing::debug!("no backfill read-ahead thread; extracting inline");
+        } else {
+            ahead.jobs = Some(tx);
+        }
+        ahead
+    }
+
+    /// Batches submitted and not yet taken back.
+    #[cfg(test)]
+    pub fn in_flight(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// Queues `paths` for extraction (nothing happens until `next_batch` without workers).
+    pub fn submit(&mut self, paths: Vec<PathBuf>) {
+        let Some(jobs) = &self.jobs else { return };
+        let (reply, rx) = sync_channel(1);
+        if jobs.send(Job { paths, reply }).is_ok() {
+            self.pending.push_back(rx);
+        } else {
+            // Every worker is gone: extract inline from now on.
+            self.jobs = None;
+            self.pending.clear();
+        }
+    }
+
+    /// The results for the oldest batch not yet taken back, whose rollouts are `paths` —
+    /// the same paths, in the same order, as that [`ReadAhead::submit`].
+    pub fn next_batch<'p>(&mut self, paths: impl ExactSizeIterator<Item = &'p Path>) -> Extracted {
+        let ready = self.pending.pop_front().and_then(|rx| rx.recv().ok());
+        match ready {
+            Some(extracted) if extracted.len() == paths.len() => extracted,
+            _ => paths.map(|p| extract_metadata(p, &self.provider)).collect(),
+        }
+    }
+}
+
+/// One worker: take a batch, extract it, send it back; stop when asked or disconnected.
+fn work(jobs: &Mutex<Receiver<Job>>, stop: &AtomicBool, provider: &str) {
+    loop {
+        let job = match jobs.lock() {
+            Ok(rx) => rx.recv(),
+            Err(_) => return,
+        };
+        let Ok(job) = job else { return };
+        let mut extracted = Vec::with_capacity(job.paths.len());
+        for path in &job.paths {
+            if stop.load(Ordering::Relaxed) {
+                return;
+            }
+            extracted.push(extract_metadata(path, provider));
+        }
+        // The backfill may have returned early and dropped the receiver: nothing to do.
+        let _ = job.reply.send(extracted);
     }
 }
 
 impl Drop for ReadAhead {
     fn drop(&mut self) {
-        // Disconnect first so a worker blocked on the full channel wakes up and exits.
-        self.ahead = None;
-        if let Some(worker) = self.worker.take() {
+        self.stop.store(true, Ordering::Relaxed);
+        // Disconnect so idle workers wake up and exit.
+        self.jobs = None;
+        self.pending.clear();
+        for worker in self.workers.drain(..) {
             if worker.join().is_err() {
                 tracing::warn!("backfill read-ahead thread panicked");
             }
@@ -116,53 +159,73 @@ mod tests {
         (dir, paths)
     }
 
-    #[test]
-    fn batches_match_inline_extraction_in_order() {
-        let (_dir, mut paths) = home(7);
-        paths.insert(3, PathBuf::from("/nonexistent/rollout-x.jsonl"));
-        let mut read_ahead = ReadAhead::start(paths.clone(), 3, "openai");
-        let mut sizes = Vec::new();
-        for batch in paths.chunks(3) {
-            let got = read_ahead.next_batch(batch.iter().map(PathBuf::as_path));
-            sizes.push(got.len());
-            for (path, got) in batch.iter().zip(got) {
-                match (got, extract_metadata(path, "openai")) {
-                    (Ok(a), Ok(b)) => assert_eq!(a, b),
-                    (Err(_), Err(_)) => {}
-                    (a, b) => panic!("read-ahead {a:?} differs from inline {b:?}"),
-                }
+    fn same(got: Extracted, batch: &[PathBuf]) {
+        assert_eq!(got.len(), batch.len());
+        for (path, got) in batch.iter().zip(got) {
+            match (got, extract_metadata(path, "openai")) {
+                (Ok(a), Ok(b)) => assert_eq!(a, b),
+                (Err(_), Err(_)) => {}
+                (a, b) => panic!("read-ahead {a:?} differs from inline {b:?}"),
             }
         }
-        assert_eq!(sizes, [3, 3, 2]);
     }
 
     #[test]
-    fn a_single_batch_is_extracted_inline() {
+    fn batches_come_back_in_submission_order_on_several_workers() {
+        let (_dir, mut paths) = home(13);
+        paths.insert(3, PathBuf::from("/nonexistent/rollout-x.jsonl"));
+        let mut read_ahead = ReadAhead::start("openai", 3);
+        assert_eq!(read_ahead.workers.len(), 3);
+        let batches: Vec<&[PathBuf]> = paths.chunks(3).collect();
+        for batch in &batches {
+            read_ahead.submit(batch.to_vec());
+        }
+        assert_eq!(read_ahead.in_flight(), 5);
+        for batch in &batches {
+            same(
+                read_ahead.next_batch(batch.iter().map(PathBuf::as_path)),
+                batch,
+            );
+        }
+        assert_eq!(read_ahead.in_flight(), 0);
+    }
+
+    #[test]
+    fn inline_extracts_without_threads() {
         let (_dir, paths) = home(3);
-        let mut read_ahead = ReadAhead::start(paths.clone(), 3, "openai");
-        assert!(read_ahead.worker.is_none());
-        let got = read_ahead.next_batch(paths.iter().map(PathBuf::as_path));
-        assert!(got.iter().all(Result::is_ok) && got.len() == 3);
+        let mut read_ahead = ReadAhead::inline("openai");
+        read_ahead.submit(paths.clone());
+        assert!(read_ahead.workers.is_empty() && read_ahead.in_flight() == 0);
+        same(
+            read_ahead.next_batch(paths.iter().map(PathBuf::as_path)),
+            &paths,
+        );
     }
 
     #[test]
-    fn dropping_early_stops_the_worker() {
+    fn dropping_early_stops_the_workers() {
         let (_dir, paths) = home(12);
-        let mut read_ahead = ReadAhead::start(paths.clone(), 2, "openai");
+        let mut read_ahead = ReadAhead::start("openai", 2);
+        for batch in paths.chunks(2) {
+            read_ahead.submit(batch.to_vec());
+        }
         let first = read_ahead.next_batch(paths[..2].iter().map(PathBuf::as_path));
         assert_eq!(first.len(), 2);
-        // Returns only once the worker (blocked two batches ahead) has exited.
+        // Returns only once every worker has exited.
         drop(read_ahead);
     }
 
     #[test]
     fn a_batch_that_does_not_line_up_is_extracted_inline() {
         let (_dir, paths) = home(4);
-        let mut read_ahead = ReadAhead::start(paths.clone(), 2, "openai");
+        let mut read_ahead = ReadAhead::start("openai", 1);
+        read_ahead.submit(paths[..2].to_vec());
         let got = read_ahead.next_batch(paths[..1].iter().map(PathBuf::as_path));
-        assert_eq!(got.len(), 1);
-        assert!(read_ahead.ahead.is_none(), "falls back to inline for good");
-        let rest = read_ahead.next_batch(paths[1..].iter().map(PathBuf::as_path));
-        assert_eq!(rest.len(), 3);
+        same(got, &paths[..1]);
+        // Nothing submitted: inline.
+        same(
+            read_ahead.next_batch(paths[1..].iter().map(PathBuf::as_path)),
+            &paths[1..],
+        );
     }
 }

@@ -1,15 +1,15 @@
 //! The startup backfill as a real `statedb-harness init` process on a fresh DB, observed
-//! from outside: wall time, the process's peak resident memory (`ru_maxrss` from `wait4`,
-//! so it covers the whole life of the process, not a sample) and the size of the DB it
-//! left behind (the file plus its `-wal`/`-shm`).
+//! from outside: wall time, the process's peak resident memory (its `VmHWM` read as it
+//! exits, see [`super::peak_rss`] for why not `wait4`'s `ru_maxrss`) and the size of the
+//! DB it left behind (the file plus its `-wal`/`-shm`).
 //!
 //! The memory goal is that the peak is bounded by the batch, not by the home: the scan
-//! holds one path per rollout, the read-ahead at most two batches of extracted rows.
+//! streams the roots one directory at a time, the read-ahead holds a few batches.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::Instant;
 
+use super::peak_rss::run_traced;
 use super::workspace::{remove_dir, BenchHome, Workspace};
 
 /// What one `init` process on a fresh DB did.
@@ -18,7 +18,7 @@ pub struct InitProcessFigures {
     pub size: usize,
     /// Spawn to exit, seconds.
     pub backfill_secs: f64,
-    /// Peak resident set of the process, MiB.
+    /// Peak resident set of the process (`VmHWM` at its exit), MiB.
     pub rss_peak_mb: f64,
     /// The DB's files after the backfill, MiB.
     pub db_size_mb: f64,
@@ -44,11 +44,10 @@ pub fn measure(
     result
 }
 
-/// Spawns and reaps the process with `wait4`; returns (seconds, peak RSS in KiB).
-fn run(binary: &Path, codex_home: &Path, sqlite_home: &Path) -> Result<(f64, i64), String> {
-    let started = Instant::now();
-    let child = Command::new(binary)
-        .arg("init")
+/// Runs the process traced; returns (seconds, peak RSS in KiB read as it exits).
+fn run(binary: &Path, codex_home: &Path, sqlite_home: &Path) -> Result<(f64, u64), String> {
+    let mut cmd = Command::new(binary);
+    cmd.arg("init")
         .arg("--codex-home")
         .arg(codex_home)
         .arg("--sqlite-home")
@@ -56,27 +55,18 @@ fn run(binary: &Path, codex_home: &Path, sqlite_home: &Path) -> Result<(f64, i64
         .arg("--json")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .map_err(|e| format!("cannot start {}: {e}", binary.display()))?;
-    let pid = child.id() as libc::pid_t;
-    let mut status: libc::c_int = 0;
-    // SAFETY: an all-zero rusage is a valid value; wait4 fills it in.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: `pid` is our own child, not yet reaped (std's Child never waited for it);
-    // the pointers are to live locals.
-    let rc = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
-    let secs = started.elapsed().as_secs_f64();
-    if rc != pid {
+        .stderr(Stdio::null());
+    let exit = run_traced(cmd)?;
+    if !exit.success() {
         return Err(format!(
-            "cannot wait for the init process: {}",
-            std::io::Error::last_os_error()
+            "the init process failed (wait status {})",
+            exit.status
         ));
     }
-    if !(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0) {
-        return Err(format!("the init process failed (wait status {status})"));
-    }
-    Ok((secs, usage.ru_maxrss))
+    let rss = exit
+        .peak_rss_kb
+        .ok_or("the init process's exit was not observed; no peak RSS")?;
+    Ok((exit.wall.as_secs_f64(), rss))
 }
 
 fn dir_bytes(dir: &Path) -> u64 {

@@ -9,6 +9,7 @@
 //! - [`lookup`]: lookup latency by path (DB hit, day probe, full walk, not found) and its
 //!   growth with the home's size;
 //! - [`init_process`]: one real `init` process per size: time, peak RSS, DB size;
+//! - [`pages`]: listing latency of the first and the last page;
 //! - [`contention`]: N concurrent real `init` processes on one fresh DB;
 //! - [`codex_peer`]: the same figures for the real Codex next to the reference (`peers.codex`);
 //! - [`overhead`]: the hook through which the scenario runner reports harness overhead.
@@ -25,6 +26,8 @@ pub mod contention;
 pub mod init_process;
 pub mod lookup;
 pub mod overhead;
+pub mod pages;
+pub mod peak_rss;
 pub mod same_work;
 pub mod startup;
 pub mod stats;
@@ -41,6 +44,7 @@ pub use lookup::{LookupFigures, LookupGrowth};
 pub use overhead::{harness_overhead_ratio, HarnessOverheadFigures, HarnessOverheadInput};
 pub use startup::StartupGateFigures;
 
+use stats::ratio;
 use workspace::{remove_dir, BenchHome, Workspace};
 
 /// Backfill ratio (reference / same-work baseline throughput) the reference should reach.
@@ -183,6 +187,8 @@ pub struct BenchReport {
     /// One real `init` process per size (peak RSS, DB size); empty without a binary.
     pub init_process: Vec<init_process::InitProcessFigures>,
     pub startup_gate: Vec<StartupGateFigures>,
+    /// First and last page of a listing per size.
+    pub pages: Vec<pages::PageFigures>,
     pub lookup: Vec<LookupFigures>,
     /// Smallest to largest size, when at least two sizes were measured.
     pub lookup_growth: Option<LookupGrowth>,
@@ -253,6 +259,7 @@ pub fn run_benchmarks(opts: &BenchOptions) -> BenchReport {
         backfill: Vec::new(),
         init_process: Vec::new(),
         startup_gate: Vec::new(),
+        pages: Vec::new(),
         lookup: Vec::new(),
         lookup_growth: None,
         contention: None,
@@ -304,6 +311,10 @@ pub fn run_benchmarks(opts: &BenchOptions) -> BenchReport {
         match startup::measure(&ws, &mut home, report.gate_samples, &progress) {
             Ok(f) => report.startup_gate.push(f),
             Err(e) => record("startup gate", &mut report.errors, e),
+        }
+        match pages::measure(&ws, &mut home, opts.walk_samples(), &progress) {
+            Ok(f) => report.pages.push(f),
+            Err(e) => record("pages", &mut report.errors, e),
         }
         if Some(size) == contention_size {
             // Right away, before a larger home's generation loads the disk.
@@ -582,21 +593,47 @@ fn goals(report: &BenchReport) -> Vec<Goal> {
             None => "not measured".to_string(),
         },
     });
-    for (name, growth) in [
+    let sizes = |from: usize, to: usize| (from < to).then_some((from, to));
+    let lookup_sizes = report
+        .lookup_growth
+        .as_ref()
+        .and_then(|g| sizes(g.from_size, g.to_size));
+    let page_sizes = match (report.pages.first(), report.pages.last()) {
+        (Some(a), Some(b)) => sizes(a.size, b.size),
+        _ => None,
+    };
+    let page_growth =
+        |f: fn(&pages::PageFigures) -> f64| match (report.pages.first(), report.pages.last()) {
+            (Some(a), Some(b)) if b.size > a.size => ratio(f(b), f(a)),
+            _ => None,
+        };
+    for (name, growth, between) in [
         (
             "DB-hit lookup",
             report.lookup_growth.as_ref().and_then(|g| g.db_hit),
+            lookup_sizes,
         ),
         (
             "day-probe lookup",
             report.lookup_growth.as_ref().and_then(|g| g.day_probe),
+            lookup_sizes,
+        ),
+        (
+            "first page",
+            page_growth(|p| p.first_page_ms.median),
+            page_sizes,
+        ),
+        (
+            "last page",
+            page_growth(|p| p.last_page_ms.median),
+            page_sizes,
         ),
     ] {
         goals.push(Goal {
             name: format!("{name} latency about flat (growth <= {FLAT_GROWTH_LIMIT})"),
             met: growth.map(|g| g <= FLAT_GROWTH_LIMIT),
-            detail: match (growth, &report.lookup_growth) {
-                (Some(g), Some(lg)) => format!("{}/{}: x{g:.2}", lg.to_size, lg.from_size),
+            detail: match (growth, between) {
+                (Some(g), Some((from, to))) => format!("{to}/{from}: x{g:.2}"),
                 _ => "needs two sizes".to_string(),
             },
         });

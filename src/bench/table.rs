@@ -22,6 +22,26 @@ fn load(l: Option<[f64; 3]>) -> String {
     l.map_or_else(|| "?".to_string(), |l| format!("{:.2}", l[0]))
 }
 
+/// A titled table of right-aligned columns.
+fn simple_table(
+    out: &mut String,
+    title: &str,
+    head: &[&str],
+    rows: impl Iterator<Item = Vec<String>>,
+) {
+    let line = |cells: &mut dyn Iterator<Item = &str>| {
+        cells
+            .map(|c| format!("{c:>12}"))
+            .collect::<Vec<_>>()
+            .join("  ")
+    };
+    let _ = writeln!(out, "\n{title}");
+    let _ = writeln!(out, "{}", line(&mut head.iter().copied()));
+    for row in rows {
+        let _ = writeln!(out, "{}", line(&mut row.iter().map(String::as_str)));
+    }
+}
+
 /// The whole report as text.
 pub fn render(r: &BenchReport) -> String {
     let mut out = String::new();
@@ -82,22 +102,20 @@ pub fn render(r: &BenchReport) -> String {
     }
 
     if !r.init_process.is_empty() {
-        let _ = writeln!(
-            out,
-            "\nOne `init` process on a fresh DB (spawn to exit; peak RSS from wait4)"
+        let rows = r.init_process.iter().map(|p| {
+            vec![
+                p.size.to_string(),
+                format!("{:.3}", p.backfill_secs),
+                format!("{:.1}", p.rss_peak_mb),
+                format!("{:.1}", p.db_size_mb),
+            ]
+        });
+        simple_table(
+            &mut out,
+            "One `init` process on a fresh DB (spawn to exit; peak RSS = its VmHWM as it exits)",
+            &["rollouts", "secs", "peak RSS MB", "DB MB"],
+            rows,
         );
-        let _ = writeln!(
-            out,
-            "  {:>8}  {:>10}  {:>12}  {:>10}",
-            "rollouts", "secs", "peak RSS MB", "DB MB"
-        );
-        for p in &r.init_process {
-            let _ = writeln!(
-                out,
-                "  {:>8}  {:>10.3}  {:>12.1}  {:>10.1}",
-                p.size, p.backfill_secs, p.rss_peak_mb, p.db_size_mb
-            );
-        }
     }
 
     if !r.startup_gate.is_empty() {
@@ -108,19 +126,38 @@ pub fn render(r: &BenchReport) -> String {
         );
         let _ = writeln!(
             out,
-            "  {:>8}  {:>12}  {:>12}  {:>9}",
-            "rollouts", "try_init", "open+query", "ratio"
+            "  {:>8}  {:>12}  {:>12}  {:>9}  {:>12}  {:>12}",
+            "rollouts", "try_init", "open+query", "ratio", "quick_check", "reconcile"
         );
         for g in &r.startup_gate {
             let _ = writeln!(
                 out,
-                "  {:>8}  {:>12}  {:>12}  {:>9}",
+                "  {:>8}  {:>12}  {:>12}  {:>9}  {:>12}  {:>12}",
                 g.size,
                 us(&g.try_init_us),
                 us(&g.open_query_us),
-                ratio(g.ratio)
+                ratio(g.ratio),
+                us(&g.quick_check_us),
+                us(&g.reconcile_us)
             );
         }
+    }
+
+    if !r.pages.is_empty() {
+        let rows = r.pages.iter().map(|p| {
+            vec![
+                p.size.to_string(),
+                p.page_size.to_string(),
+                format!("{:.2} ms", p.first_page_ms.median),
+                format!("{:.2} ms", p.last_page_ms.median),
+            ]
+        });
+        simple_table(
+            &mut out,
+            "Listing (median; first page with its reconcile, last page = the oldest through a cursor)",
+            &["rollouts", "page", "first page", "last page"],
+            rows,
+        );
     }
 
     if !r.lookup.is_empty() {

@@ -21,16 +21,16 @@ use super::layout::{
 };
 
 /// One directory's entries, split the way walks need them (each list sorted by path).
-struct DirListing {
+pub(crate) struct DirListing {
     /// Regular files whose name is valid UTF-8.
-    files: Vec<(PathBuf, String)>,
+    pub files: Vec<(PathBuf, String)>,
     /// Real sub-directories (symlinks excluded).
-    subdirs: Vec<PathBuf>,
+    pub subdirs: Vec<PathBuf>,
 }
 
 /// Lists `dir`, appending a warning (naming the path) for each entry it cannot classify.
 /// Returns `Err` with a warning when the directory itself cannot be read.
-fn list_dir(dir: &Path, warnings: &mut Vec<String>) -> Result<DirListing, String> {
+pub(crate) fn list_dir(dir: &Path, warnings: &mut Vec<String>) -> Result<DirListing, String> {
     let entries =
         fs::read_dir(dir).map_err(|err| format!("failed to read dir {}: {err}", dir.display()))?;
     let mut listing = DirListing {
@@ -67,7 +67,7 @@ fn list_dir(dir: &Path, warnings: &mut Vec<String>) -> Result<DirListing, String
 }
 
 /// Whether `root` exists (following a symlinked root, as `read_dir` does).
-fn root_exists(root: &Path) -> bool {
+pub(crate) fn root_exists(root: &Path) -> bool {
     !matches!(fs::metadata(root), Err(err) if err.kind() == io::ErrorKind::NotFound)
 }
 

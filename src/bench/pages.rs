@@ -1,0 +1,143 @@
+//! Listing latency on a complete DB: the first page and the last page of
+//! `lookup::list_threads` (active threads, newest first by update time, 25 a page).
+//!
+//! - **First page**: no cursor, so it includes what every first page pays, the listing's
+//!   reconcile (a `stat` of every rollout directory, listing only those that changed).
+//! - **Last page**: a keyset cursor anchored at the 26th-oldest row, so the page holds the
+//!   25 oldest threads and says there is no next page — what a client reaches by paging
+//!   through the whole history, taken in one step.
+//!
+//! Every answer is checked (page size, no stale row, the cursor or its absence, the oldest
+//! thread last) so a figure never silently measures a different page. The two alternate.
+
+use rusqlite::OptionalExtension;
+use uuid::Uuid;
+
+use super::stats::{millis, timed, Stat};
+use super::workspace::{BenchHome, Workspace};
+use super::Progress;
+use crate::lookup::{list_threads, Cursor, ListPage, ListRequest};
+use crate::process::ProcessContext;
+use crate::state::thread_columns::ThreadColumns;
+use crate::state::threads::{self, SortKey};
+use crate::state::StateDbHandle;
+use crate::state_db::try_init;
+
+/// Threads per page (the listing's default).
+const PAGE: usize = 25;
+
+/// Listing figures of one home size (ms).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PageFigures {
+    pub size: usize,
+    pub page_size: usize,
+    /// First page (with the listing's reconcile).
+    pub first_page_ms: Stat,
+    /// Last page (the oldest threads, through a cursor).
+    pub last_page_ms: Stat,
+}
+
+/// Measures both pages `samples` times each (after one untimed, checked round).
+pub fn measure(
+    ws: &Workspace,
+    home: &mut BenchHome,
+    samples: usize,
+    progress: &Progress,
+) -> Result<PageFigures, String> {
+    progress.note(format!("pages: {} rollouts", home.size));
+    if home.size <= PAGE {
+        return Err(format!(
+            "a last page distinct from the first needs more than {PAGE} rollouts"
+        ));
+    }
+    let sqlite_home = home.ensure_complete_db(ws)?;
+    let ctx = ProcessContext::plain("bench-pages");
+    let handle = try_init(&ctx, &home.config(&sqlite_home))
+        .map_err(|e| format!("cannot open the complete DB: {e}"))?
+        .handle;
+    let (cursor, oldest) = last_page_cursor(&handle)?;
+    let first = ListRequest::default();
+    let last = ListRequest {
+        cursor: Some(cursor),
+        ..ListRequest::default()
+    };
+    let page = |req: &ListRequest| -> Result<(ListPage, std::time::Duration), String> {
+        let (page, took) = timed(|| list_threads(Some(&handle), &home.codex_home, req));
+        Ok((page.map_err(|e| format!("listing failed: {e}"))?, took))
+    };
+    let mut first_ms = Vec::with_capacity(samples);
+    let mut last_ms = Vec::with_capacity(samples);
+    for round in 0..=samples.max(1) {
+        let (a, took_first) = page(&first)?;
+        check(&a, true, None)?;
+        let (b, took_last) = page(&last)?;
+        check(&b, false, Some(oldest))?;
+        if round > 0 {
+            first_ms.push(millis(took_first));
+            last_ms.push(millis(took_last));
+        }
+    }
+    Ok(PageFigures {
+        size: home.size,
+        page_size: PAGE,
+        first_page_ms: Stat::from_samples(first_ms).ok_or("no first-page samples")?,
+        last_page_ms: Stat::from_samples(last_ms).ok_or("no last-page samples")?,
+    })
+}
+
+/// The cursor after which exactly the `PAGE` oldest active threads remain, and the oldest.
+fn last_page_cursor(handle: &StateDbHandle) -> Result<(String, Uuid), String> {
+    let nth_oldest = |offset: usize| {
+        handle
+            .read("bench pages", |c| {
+                let col = SortKey::Updated.column(ThreadColumns::of(c)?);
+                let id: Option<String> = c
+                    .query_row(
+                        &format!(
+                            "SELECT id FROM threads WHERE archived = 0
+                             ORDER BY {col} ASC, id ASC LIMIT 1 OFFSET ?1"
+                        ),
+                        [offset as i64],
+                        |r| r.get(0),
+                    )
+                    .optional()?;
+                let Some(id) = id.and_then(|id| Uuid::parse_str(&id).ok()) else {
+                    return Ok(None);
+                };
+                threads::get(c, id)
+            })
+            .map_err(|e| format!("cannot read the oldest threads: {e}"))?
+            .ok_or_else(|| format!("no active thread at offset {offset} from the oldest"))
+    };
+    let anchor = nth_oldest(PAGE)?;
+    let oldest = nth_oldest(0)?;
+    Ok((
+        Cursor::encode(SortKey::Updated.of(&anchor), Some(anchor.id)),
+        oldest.id,
+    ))
+}
+
+/// A full page of live rows; the first has a next cursor, the last ends on `oldest`.
+fn check(page: &ListPage, first: bool, oldest: Option<Uuid>) -> Result<(), String> {
+    let which = if first { "first" } else { "last" };
+    if page.items.len() != PAGE || !page.stale.is_empty() {
+        return Err(format!(
+            "the {which} page has {} items and {} stale rows (want {PAGE} and 0)",
+            page.items.len(),
+            page.stale.len()
+        ));
+    }
+    if page.next_cursor.is_some() != first {
+        return Err(format!(
+            "the {which} page's next cursor is {:?}",
+            page.next_cursor
+        ));
+    }
+    match (oldest, page.items.last()) {
+        (Some(want), Some(got)) if got.thread_id != want => Err(format!(
+            "the last page ends on {} instead of the oldest thread {want}",
+            got.thread_id
+        )),
+        _ => Ok(()),
+    }
+}
