@@ -518,3 +518,45 @@ fn the_heartbeat_keeps_a_paused_owners_lease_live_past_its_length() {
         "heartbeats were written"
     );
 }
+
+/// WAL is the default (as in Codex): read from the DB file by a connection of our own, not
+/// from the handle. Catches a journal-mode pragma that asks for nothing SQLite knows (the
+/// file would stay in rollback-journal mode).
+#[test]
+fn wal_is_the_default_journal_mode_of_the_file() {
+    let (home, _) = home_with(1, 0);
+    let report = try_init(&ctx("wal"), &cfg(home.path())).unwrap();
+    let db = report.handle.db_path().to_path_buf();
+    drop(report);
+    let conn = Connection::open(&db).unwrap();
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(mode, "wal");
+}
+
+/// A rollout whose `session_meta` names no model provider is indexed under Codex's default
+/// provider, `openai`. Catches any other default.
+#[test]
+fn a_rollout_without_provider_is_indexed_under_openai() {
+    let (home, threads) = home_with(1, 0);
+    let path = &threads[0].path;
+    let text = std::fs::read_to_string(path).unwrap();
+    let (head, rest) = text.split_once('\n').unwrap();
+    let mut meta: serde_json::Value = serde_json::from_str(head).unwrap();
+    let payload = meta["payload"].as_object_mut().unwrap();
+    assert!(payload.remove("model_provider").is_some());
+    std::fs::write(path, format!("{meta}\n{rest}")).unwrap();
+    let report = try_init(&ctx("provider"), &cfg(home.path())).unwrap();
+    let db = report.handle.db_path().to_path_buf();
+    drop(report);
+    let conn = Connection::open(&db).unwrap();
+    let provider: String = conn
+        .query_row(
+            "SELECT model_provider FROM threads WHERE id = ?1",
+            [threads[0].id.to_string()],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(provider, "openai");
+}
