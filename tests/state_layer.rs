@@ -560,3 +560,30 @@ fn a_rollout_without_provider_is_indexed_under_openai() {
         .unwrap();
     assert_eq!(provider, "openai");
 }
+
+/// A DB that stays locked for the whole start: startup retries a bounded number of times
+/// and then fails, naming the lock, instead of hanging the process. (Bounded here by a
+/// generous deadline only to turn a hang into a failure.) Catches retrying forever.
+#[test]
+fn startup_on_a_db_locked_throughout_gives_up_with_busy() {
+    let (home, _) = home_with(1, 0);
+    let mut c = cfg(home.path());
+    c.runtime.journal_mode = JournalMode::Delete;
+    c.runtime.busy_timeout = Duration::from_millis(50);
+    drop(try_init(&ctx("make"), &c).unwrap());
+    let holder = Connection::open(home.path().join(STATE_DB_FILENAME)).unwrap();
+    holder.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let late = c.clone();
+    std::thread::spawn(move || {
+        let _ = tx.send(try_init(&ctx("late"), &late).map(|_| ()));
+    });
+    let result = rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("startup on a locked DB never gave up");
+    let err = result
+        .expect_err("the DB was locked throughout")
+        .to_string();
+    assert!(err.contains("locked") || err.contains("busy"), "{err}");
+    holder.execute_batch("ROLLBACK").unwrap();
+}
