@@ -587,3 +587,23 @@ fn startup_on_a_db_locked_throughout_gives_up_with_busy() {
     assert!(err.contains("locked") || err.contains("busy"), "{err}");
     holder.execute_batch("ROLLBACK").unwrap();
 }
+
+/// An archived row's `archived_at` (seconds, Codex's column) reads back as milliseconds.
+/// Catches a wrong unit conversion on read.
+#[test]
+fn archived_at_seconds_read_back_as_milliseconds() {
+    let (home, threads) = home_with(0, 1);
+    let report = try_init(&ctx("archived"), &cfg(home.path())).unwrap();
+    let id = threads[0].id;
+    report
+        .handle
+        .read("test setup", |c| {
+            c.execute(
+                "UPDATE threads SET archived_at = 1700000000 WHERE id = ?1",
+                [id.to_string()],
+            )
+        })
+        .unwrap();
+    let row = report.handle.get_thread(id).unwrap().expect("row");
+    assert_eq!(row.archived_at_ms, Some(1_700_000_000_000));
+}
