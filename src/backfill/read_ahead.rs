@@ -170,6 +170,22 @@ mod tests {
         }
     }
 
+    /// Dropping the read-ahead (a backfill that ends early: lease lost, error) stops and
+    /// joins its workers at once, mid-batch: no thread goes on parsing files for a backfill
+    /// that is over. Catches a drop that leaves them to run out their queue.
+    #[test]
+    fn dropping_it_stops_and_joins_every_worker() {
+        let (_dir, paths) = home(2);
+        let mut read_ahead = ReadAhead::start("openai", 2);
+        // Far more work than the drop below leaves time for.
+        for _ in 0..4 {
+            read_ahead.submit(paths.iter().cycle().take(20_000).cloned().collect());
+        }
+        let stop = read_ahead.stop.clone();
+        drop(read_ahead);
+        assert_eq!(Arc::strong_count(&stop), 1, "a worker outlived the drop");
+    }
+
     #[test]
     fn batches_come_back_in_submission_order_on_several_workers() {
         let (_dir, mut paths) = home(13);
