@@ -14,7 +14,7 @@ use rusqlite::types::Value;
 use super::error::StateError;
 use super::runtime::StateRuntime;
 use super::thread_columns::ThreadColumns;
-use crate::thread::{Scope, ThreadMetadata, DEFAULT_MEMORY_MODE};
+use crate::thread::{ThreadMetadata, DEFAULT_MEMORY_MODE};
 
 fn from_row(row: &Row<'_>) -> rusqlite::Result<ThreadMetadata> {
     let id_text: String = row.get(0)?;
@@ -167,24 +167,6 @@ pub fn get(conn: &Connection, id: Uuid) -> rusqlite::Result<Option<ThreadMetadat
     conn.prepare_cached(&format!("SELECT {cols} FROM threads WHERE id = ?1"))?
         .query_row([id.to_string()], from_row)
         .optional()
-}
-
-/// `SELECT rollout_path FROM threads WHERE id = ?` within a scope (Codex's
-/// `find_rollout_path_by_id`).
-pub fn find_rollout_path(
-    conn: &Connection,
-    id: Uuid,
-    scope: Scope,
-) -> rusqlite::Result<Option<PathBuf>> {
-    let sql = match scope.archived_filter() {
-        Some(true) => "SELECT rollout_path FROM threads WHERE id = ?1 AND archived = 1",
-        Some(false) => "SELECT rollout_path FROM threads WHERE id = ?1 AND archived = 0",
-        None => "SELECT rollout_path FROM threads WHERE id = ?1",
-    };
-    conn.prepare_cached(sql)?
-        .query_row([id.to_string()], |r| r.get::<_, String>(0))
-        .optional()
-        .map(|p| p.map(PathBuf::from))
 }
 
 /// Compare-and-swap of the rollout path (and the archived flag that follows the root the
@@ -342,16 +324,6 @@ impl StateRuntime {
 
     pub fn get_thread(&self, id: Uuid) -> Result<Option<ThreadMetadata>, StateError> {
         self.read("get_thread", |c| get(c, id))
-    }
-
-    pub fn find_rollout_path_by_id(
-        &self,
-        id: Uuid,
-        scope: Scope,
-    ) -> Result<Option<PathBuf>, StateError> {
-        self.read("find_rollout_path_by_id", |c| {
-            find_rollout_path(c, id, scope)
-        })
     }
 
     pub fn delete_thread(&self, id: Uuid) -> Result<bool, StateError> {
