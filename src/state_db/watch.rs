@@ -239,6 +239,31 @@ mod tests {
         }
     }
 
+    /// The give-up sentence says which case it was and for how long, in whole
+    /// milliseconds. Catches a wrong or empty idle time in the text users read.
+    #[test]
+    fn the_give_up_text_names_the_case_and_the_idle_time() {
+        let idle = Duration::from_micros(1_234_567);
+        let wedged = GiveUp::NoProgress {
+            idle,
+            alive: true,
+            watermark: Some("sessions/2026/01/01".into()),
+        };
+        assert_eq!(
+            wedged.explain(),
+            "; the owner is alive (heartbeat advancing) but made no progress for 1s 234ms \
+             (watermark sessions/2026/01/01): wedged"
+        );
+        let silent = GiveUp::NoProgress {
+            idle,
+            alive: false,
+            watermark: None,
+        };
+        assert!(silent
+            .explain()
+            .contains("sent no heartbeat for 1s 234ms (no checkpoint yet)"));
+    }
+
     #[test]
     fn a_wedged_owner_ends_the_wait_one_stall_after_the_start() {
         let t0 = Instant::now();
