@@ -239,6 +239,29 @@ mod tests {
         }
     }
 
+    /// The watch wakes on another connection's commit and only then: with no commit it
+    /// sleeps to its deadline. Catches waking on every tick (a poll in disguise) and
+    /// missing a commit.
+    #[test]
+    fn the_change_watch_wakes_on_a_commit_and_only_then() {
+        let dir = tempfile::tempdir().unwrap();
+        crate::fixture::generate_home(dir.path(), &crate::fixture::FixtureOptions::default())
+            .unwrap();
+        let ctx = crate::process::ProcessContext::plain("watch-test");
+        let cfg = crate::state_db::StateDbConfig::new(dir.path(), Timings::short());
+        let rt = crate::state_db::try_init(&ctx, &cfg).unwrap().handle;
+        let mut watch = ChangeWatch::new(&rt);
+        let quiet = Instant::now() + Duration::from_millis(60);
+        assert!(!watch.wait(&rt, quiet), "woke with no commit");
+        assert!(Instant::now() >= quiet);
+        let other = rusqlite::Connection::open(rt.db_path()).unwrap();
+        other
+            .execute("UPDATE backfill_state SET updated_at = updated_at + 1", [])
+            .unwrap();
+        let later = Instant::now() + Duration::from_secs(30);
+        assert!(watch.wait(&rt, later), "missed another connection's commit");
+    }
+
     /// The give-up sentence says which case it was and for how long, in whole
     /// milliseconds. Catches a wrong or empty idle time in the text users read.
     #[test]
