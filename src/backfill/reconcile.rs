@@ -141,7 +141,7 @@ fn load_seen(conn: &Connection) -> rusqlite::Result<Option<(HashMap<String, DirR
     Ok(Some((map, rows)))
 }
 
-#[cfg(unix)]
+/// `(mtime, ctime)` in ns. Linux only, like the rest of the crate (`/proc`, `libc`).
 fn signature_of(meta: &fs::Metadata) -> (i128, i128) {
     use std::os::unix::fs::MetadataExt;
     let ns = |s: i64, n: i64| i128::from(s) * 1_000_000_000 + i128::from(n);
@@ -149,17 +149,6 @@ fn signature_of(meta: &fs::Metadata) -> (i128, i128) {
         ns(meta.mtime(), meta.mtime_nsec()),
         ns(meta.ctime(), meta.ctime_nsec()),
     )
-}
-
-#[cfg(not(unix))]
-fn signature_of(meta: &fs::Metadata) -> (i128, i128) {
-    let m = meta
-        .modified()
-        .ok()
-        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-        .map(|d| d.as_nanos() as i128)
-        .unwrap_or(0);
-    (m, m)
 }
 
 fn now_ns() -> i128 {
