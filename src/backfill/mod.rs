@@ -42,8 +42,6 @@ pub struct BackfillOutcome {
     pub scanned: u64,
     pub upserted: u64,
     pub failed: u64,
-    /// The state was already complete; nothing to do.
-    pub already_complete: bool,
 }
 
 /// Runs the backfill if this process can claim the lease. Never fails because of a single
@@ -52,10 +50,7 @@ pub fn run_backfill(rt: &StateDbHandle, timings: &Timings) -> Result<BackfillOut
     let ctx = rt.context().clone();
     let state = rt.backfill_state()?;
     if state.status == BackfillStatus::Complete {
-        return Ok(BackfillOutcome {
-            already_complete: true,
-            ..Default::default()
-        });
+        return Ok(BackfillOutcome::default());
     }
     if let BackfillStatus::Unknown(value) = &state.status {
         tracing::warn!(path = %rt.db_path().display(), status = %value,
