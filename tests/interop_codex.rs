@@ -437,3 +437,81 @@ fn codex_upgrades_and_backfills_a_db_with_the_write_log_installed() {
     assert_eq!(lease::completions(&log).len(), 1, "{log:#?}");
     assert_eq!(lease::violations(&log), Vec::<String>::new(), "{log:#?}");
 }
+
+/// A listing page reads through the indexes Codex itself creates: on the DB each real
+/// Codex makes (0.169.0 with its ms columns, 0.120.0 with seconds only), the statements of
+/// a page walk one of Codex's indexes in order (no sort, no scan of the table), with and without an
+/// anchor and a filter, so a page costs the same at any size and the harness adds no index.
+#[test]
+fn a_listing_page_walks_an_index_codex_created() {
+    use statedb_harness::lookup::ListFilter;
+    use statedb_harness::state::thread_columns::ThreadColumns;
+    use statedb_harness::state::thread_pages::page_statements;
+    use statedb_harness::state::threads::{Anchor, SortKey};
+    let Some(new) = codex_or_skip("listing_page_plan") else {
+        return;
+    };
+    let Some(old) = old_codex_or_skip("listing_page_plan") else {
+        return;
+    };
+    let filter = ListFilter {
+        sources: vec!["cli".into()],
+        providers: vec!["openai".into()],
+    };
+    let (extra, _) = filter.sql(5);
+    for bin in [&new, &old] {
+        let (home, _) = user_home(3, 1);
+        codex_touch(bin, home.path()).expect("Codex creates its DB");
+        let conn = rusqlite::Connection::open(db(home.path())).expect("open");
+        let columns = ThreadColumns::of(&conn).expect("columns");
+        let anchors = [
+            None,
+            Some(Anchor {
+                ts_ms: 1_800_000_000_000,
+                id: Some(uuid::Uuid::nil()),
+            }),
+            Some(Anchor {
+                ts_ms: 1_800_000_000_000,
+                id: None,
+            }),
+        ];
+        for key in [SortKey::Updated, SortKey::Created] {
+            for anchor in anchors {
+                for extra in ["", extra.as_str()] {
+                    // The first statement holds every row Codex writes (the ms part on
+                    // 0.169.0, the seconds part on 0.120.0).
+                    let sql = &page_statements(columns, false, key, anchor, extra)[0];
+                    let plan = query_plan(&conn, sql);
+                    assert!(
+                        plan.split("; ")
+                            .all(|step| step.contains("USING INDEX idx_threads_"))
+                            && !plan.contains("TEMP B-TREE"),
+                        "{key:?} {anchor:?} {extra:?}: {plan}"
+                    );
+                }
+            }
+        }
+        // The shape this replaced, ordered by the COALESCE of both columns, sorts the table.
+        let col = SortKey::Updated.column(columns);
+        let before = query_plan(
+            &conn,
+            &format!(
+                "SELECT id FROM threads WHERE archived = 0 ORDER BY {col} DESC, id DESC LIMIT 26"
+            ),
+        );
+        assert!(before.contains("TEMP B-TREE"), "{before}");
+    }
+}
+
+/// `EXPLAIN QUERY PLAN` of `sql`, its detail lines joined (parameters left unbound).
+fn query_plan(conn: &rusqlite::Connection, sql: &str) -> String {
+    let mut stmt = conn
+        .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+        .expect("prepare");
+    let mut rows = stmt.raw_query();
+    let mut out = Vec::new();
+    while let Some(row) = rows.next().expect("plan row") {
+        out.push(row.get::<_, String>(3).expect("detail"));
+    }
+    out.join("; ")
+}

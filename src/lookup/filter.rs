@@ -63,7 +63,9 @@ impl ListFilter {
                     format!("?{}", first + values.len() - 1)
                 })
                 .collect();
-            clause.push_str(&format!(" AND {column} IN ({})", marks.join(", ")));
+            // `+column`: Codex's `idx_threads_source` / `idx_threads_provider` would fetch
+            // every matching row and sort them all; the listing walks its sort index.
+            clause.push_str(&format!(" AND +{column} IN ({})", marks.join(", ")));
         }
         (clause, values)
     }
@@ -84,7 +86,10 @@ mod tests {
             providers: vec!["azure".into()],
         };
         let (clause, values) = f.sql(3);
-        assert_eq!(clause, " AND source IN (?3, ?4) AND model_provider IN (?5)");
+        assert_eq!(
+            clause,
+            " AND +source IN (?3, ?4) AND +model_provider IN (?5)"
+        );
         assert_eq!(values.len(), 3);
         assert_eq!(ListFilter::default().sql(3).0, "");
     }

@@ -23,7 +23,8 @@ use crate::rollout::layout::{
 };
 use crate::rollout::search::collect_rollout_files;
 use crate::sqlite_home::handle_for;
-use crate::state::threads::{self, Anchor, SortKey};
+use crate::state::thread_pages;
+use crate::state::threads::{Anchor, SortKey};
 use crate::state::{StateDbHandle, StateError};
 use crate::thread::{Scope, ThreadMetadata};
 use crate::variant::Variant;
@@ -192,7 +193,7 @@ fn list_db(
     'fetch: loop {
         let want = page_size - page.items.len() + 1;
         let rows = rt.read("list_threads", |c| {
-            threads::page_where(
+            thread_pages::page_where(
                 c,
                 req.archived,
                 req.sort,

@@ -11,6 +11,7 @@ pub mod legacy_files;
 mod runtime;
 pub mod schema;
 pub mod thread_columns;
+pub mod thread_pages;
 pub mod threads;
 
 pub use error::{ErrorClass, StateError};

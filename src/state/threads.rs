@@ -16,7 +16,7 @@ use super::runtime::StateRuntime;
 use super::thread_columns::ThreadColumns;
 use crate::thread::{ThreadMetadata, DEFAULT_MEMORY_MODE};
 
-fn from_row(row: &Row<'_>) -> rusqlite::Result<ThreadMetadata> {
+pub(super) fn from_row(row: &Row<'_>) -> rusqlite::Result<ThreadMetadata> {
     let id_text: String = row.get(0)?;
     let id = Uuid::parse_str(&id_text).map_err(|e| {
         rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
@@ -244,7 +244,8 @@ pub struct Anchor {
     pub id: Option<Uuid>,
 }
 
-/// Up to `limit` rows after `anchor`, newest first, ordered by `(key, id)` descending.
+/// Up to `limit` rows after `anchor`, newest first, ordered by `(key, id)` descending,
+/// read through Codex's indexes (see [`super::thread_pages`]).
 pub fn page(
     conn: &Connection,
     archived: bool,
@@ -252,50 +253,7 @@ pub fn page(
     anchor: Option<Anchor>,
     limit: usize,
 ) -> rusqlite::Result<Vec<ThreadMetadata>> {
-    page_where(conn, archived, key, anchor, limit, ("", Vec::new()))
-}
-
-/// [`page`] with an extra condition: `AND …` text whose placeholders are numbered from
-/// `?5`, and its values (see `lookup::ListFilter::sql`).
-pub fn page_where(
-    conn: &Connection,
-    archived: bool,
-    key: SortKey,
-    anchor: Option<Anchor>,
-    limit: usize,
-    (extra, extra_values): (&str, Vec<Value>),
-) -> rusqlite::Result<Vec<ThreadMetadata>> {
-    let columns = ThreadColumns::of(conn)?;
-    let col = key.column(columns);
-    // ?1 archived, ?2 limit, ?3 anchor time, ?4 anchor id (each always bound, NULL when
-    // unused); the extra condition from ?5.
-    let (ts, id) = match anchor {
-        Some(a) => (
-            Value::Integer(a.ts_ms),
-            a.id.map_or(Value::Null, |i| Value::Text(i.to_string())),
-        ),
-        None => (Value::Null, Value::Null),
-    };
-    let after = match anchor {
-        None => "?3 IS NULL AND ?4 IS NULL".to_string(),
-        Some(Anchor { id: Some(_), .. }) => format!("({col} < ?3 OR ({col} = ?3 AND id < ?4))"),
-        Some(Anchor { id: None, .. }) => format!("{col} < ?3 AND ?4 IS NULL"),
-    };
-    let sql = format!(
-        "SELECT {} FROM threads WHERE archived = ?1 AND {after}{extra} \
-         ORDER BY {col} DESC, id DESC LIMIT ?2",
-        columns.select_list()
-    );
-    let mut values = vec![
-        Value::Integer(archived.into()),
-        Value::Integer(limit as i64),
-        ts,
-        id,
-    ];
-    values.extend(extra_values);
-    conn.prepare_cached(&sql)?
-        .query_map(rusqlite::params_from_iter(values), from_row)?
-        .collect()
+    super::thread_pages::page_where(conn, archived, key, anchor, limit, ("", Vec::new()))
 }
 
 /// Every row, by id (oracle and snapshots).
