@@ -10,11 +10,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::scenario::checks::{check_expect, event_invariants, run_oracle, write_invariants};
+use crate::scenario::lease_waits::lease_expiries;
 use crate::scenario::model::{
     parse_bound, DbSetup, Expect, FaultTime, Role, Scenario, Step, WorkerKind, WorkerSpec,
 };
 use crate::scenario::roles::{WorkerOutcome, WorkerPlan};
-use crate::scenario::waits::DeclaredWaits;
+use crate::scenario::waits::{busy_timeout_met, DeclaredWaits};
 use crate::scenario::workers::{worker_files, EventLog, WorkerHandle};
 mod steps;
 
@@ -46,6 +47,9 @@ const FD_SAMPLE_EVERY: Duration = Duration::from_millis(5);
 /// Descriptors one reference handle holds on the DB file: its connection and the lease
 /// heartbeat's connection. More in one process means a second handle.
 const REFERENCE_FDS_PER_HANDLE: usize = 2;
+/// Events of a `lock_holder` worker: it holds / gave up the DB's write lock.
+const LOCK_HELD: &str = "lock_held";
+const LOCK_RELEASED: &str = "lock_released";
 
 /// Capabilities a scenario needs from the state layer.
 pub fn required_capabilities(sc: &Scenario) -> Vec<Capability> {
@@ -130,6 +134,8 @@ struct Run<'a, L: StateLayer> {
     /// Descriptors on the DB file of each process worker, from `/proc` (started lazily).
     fds: Option<FdSampler>,
     declared_wait: DeclaredWaits,
+    /// When the current step began (epoch ms), for waits judged over a step.
+    step_started_ms: i64,
     one_shots: u32,
 }
 
@@ -154,6 +160,7 @@ impl<'a, L: StateLayer> Run<'a, L> {
             ledger: FilesLedger::default(),
             fds: None,
             declared_wait: DeclaredWaits::default(),
+            step_started_ms: 0,
             one_shots: 0,
         }
     }
@@ -436,13 +443,23 @@ impl<'a, L: StateLayer> Run<'a, L> {
             .as_deref()
             .and_then(|b| parse_bound(b, &self.sc.timing).ok())
             .unwrap_or(Duration::ZERO);
-        self.declared_wait
-            .ending_at(real_now_ms(), timeout.max(floor));
+        let now = real_now_ms();
+        self.declared_wait.ending_at(now, timeout.max(floor));
+        let (since, held) = self.write_lock_held();
+        if let Some((start, end)) = busy_timeout_met(
+            (self.step_started_ms, now),
+            since,
+            held,
+            self.sc.timing.busy_timeout,
+        ) {
+            self.declared_wait.between(start, end);
+        }
         let rows = (e.path.as_deref() == Some(super::model::PATH_OF_ROW)).then(|| self.read_rows());
         check_expect(e, out, &self.home, &self.sc.timing, rows.as_ref())
     }
 
     async fn step(&mut self, step: &Step) -> Vec<String> {
+        self.step_started_ms = real_now_ms();
         match self.step_inner(step).await {
             Ok(problems) => problems,
             Err(e) => vec![e],
@@ -490,6 +507,11 @@ impl<'a, L: StateLayer> Run<'a, L> {
         let events = self.log.snapshot();
         self.failpoint_sleeps(&events);
         let written = writes::read(&self.home);
+        if let Ok(log) = &written {
+            for (start, end) in lease_expiries(log, self.sc.timing.lease) {
+                self.declared_wait.between(start, end);
+            }
+        }
         for check in &self.sc.checks {
             let status = self.read_status_and_count().ok().map(|(s, _)| s);
             self.failures.extend(run_oracle(
@@ -536,6 +558,28 @@ impl<'a, L: StateLayer> Run<'a, L> {
 }
 
 impl<L: StateLayer> Run<'_, L> {
+    /// Since when a lock-holder worker has held the DB's write lock (its `lock_held`
+    /// event), and whether it still holds it now (no `lock_released`, still running).
+    fn write_lock_held(&mut self) -> (Option<i64>, bool) {
+        let events = self.log.snapshot();
+        let mut since = None;
+        let mut held = false;
+        for e in events.iter().filter(|e| e.kind == LOCK_HELD) {
+            let released = events
+                .iter()
+                .any(|r| r.worker == e.worker && r.kind == LOCK_RELEASED);
+            let running = self
+                .workers
+                .get_mut(&e.worker)
+                .is_some_and(|h| !h.has_ended());
+            if !released && running {
+                since = Some(since.map_or(e.at_ms, |s: i64| s.min(e.at_ms)));
+                held = true;
+            }
+        }
+        (since, held)
+    }
+
     /// Failpoint sleeps as declared waits, from when each one actually fired.
     fn failpoint_sleeps(&mut self, events: &[Event]) {
         for e in events.iter().filter(|e| e.kind == kinds::FAILPOINT_FIRED) {
