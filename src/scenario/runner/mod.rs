@@ -35,7 +35,7 @@ use crate::rollout::layout::Root;
 pub use crate::scenario::outcome::{FaultCoverage, RunOptions, ScenarioOutcome, Status};
 use crate::scenario::run_dir::{add_never_injected, unfired};
 pub(crate) use crate::scenario::run_dir::{
-    build_home, collapse_repeats, make_run_dir, write_bundle,
+    build_home, collapse_repeats, make_run_dir, remove_in_background, write_bundle,
 };
 use crate::state::{threads, OpenMode, RuntimeOptions, StateRuntime};
 use crate::state_db::StateDbConfig;
@@ -115,6 +115,8 @@ pub async fn run_scenario<L: StateLayer>(
         let path = dir.keep();
         write_bundle(&path, &outcome, file);
         outcome.bundle = Some(path);
+    } else {
+        remove_in_background(dir);
     }
     outcome
 }
@@ -136,6 +138,11 @@ struct Run<'a, L: StateLayer> {
     declared_wait: DeclaredWaits,
     /// When the current step began (epoch ms), for waits judged over a step.
     step_started_ms: i64,
+    /// When the worker an expectation judges began (the step's start for a one-shot, the
+    /// `start` step for a joined worker): none of its waits began earlier.
+    judged_since_ms: i64,
+    /// When each started worker was started (epoch ms).
+    started_ms: HashMap<String, i64>,
     one_shots: u32,
 }
 
@@ -161,6 +168,8 @@ impl<'a, L: StateLayer> Run<'a, L> {
             fds: None,
             declared_wait: DeclaredWaits::default(),
             step_started_ms: 0,
+            judged_since_ms: 0,
+            started_ms: HashMap::new(),
             one_shots: 0,
         }
     }
@@ -357,6 +366,7 @@ impl<'a, L: StateLayer> Run<'a, L> {
                 h
             }
         };
+        self.started_ms.insert(name.clone(), real_now_ms());
         self.workers.insert(name, handle);
         Ok(())
     }
@@ -444,7 +454,10 @@ impl<'a, L: StateLayer> Run<'a, L> {
             .and_then(|b| parse_bound(b, &self.sc.timing).ok())
             .unwrap_or(Duration::ZERO);
         let now = real_now_ms();
-        self.declared_wait.ending_at(now, timeout.max(floor));
+        // Never longer than the worker ran (a waiter that gave up early waited less).
+        let ran = Duration::from_millis((now - self.judged_since_ms).max(0) as u64);
+        self.declared_wait
+            .ending_at(now, timeout.max(floor).min(ran));
         let (since, held) = self.write_lock_held();
         if let Some((start, end)) = busy_timeout_met(
             (self.step_started_ms, now),
@@ -460,6 +473,7 @@ impl<'a, L: StateLayer> Run<'a, L> {
 
     async fn step(&mut self, step: &Step) -> Vec<String> {
         self.step_started_ms = real_now_ms();
+        self.judged_since_ms = self.step_started_ms;
         match self.step_inner(step).await {
             Ok(problems) => problems,
             Err(e) => vec![e],
