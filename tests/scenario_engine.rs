@@ -418,3 +418,40 @@ worker = "w"
     );
     assert!(err.contains("backfill.after_claim"), "{err}");
 }
+
+#[test]
+fn a_catalog_run_returns_only_once_every_passing_run_directory_is_gone() {
+    use statedb_harness::scenario::catalog::{run_all, Entry};
+    use statedb_harness::scenario::runner::RunOptions;
+    let entries: Vec<Entry> = (0..3)
+        .map(|i| {
+            let file = format!("calm{i}.toml");
+            Entry {
+                scenario: Scenario::parse(
+                    Path::new(&file),
+                    &format!(
+                        "name = \"calm {i}\"\n[home]\nthreads = 20\ndb = \"indexed\"\n\
+                         [[step]]\ndo = \"sleep\"\nfor = \"1ms\"\n"
+                    ),
+                )
+                .unwrap_or_else(|e| panic!("{e}")),
+                file: file.into(),
+            }
+        })
+        .collect();
+    let work = tempfile::tempdir().unwrap();
+    let opts = RunOptions {
+        work_dir: Some(work.path().to_path_buf()),
+        ..common::scenario_options(7)
+    };
+    let layer = std::sync::Arc::new(statedb_harness::layer::ReferenceLayer);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let outcomes = rt.block_on(run_all(layer, &entries, &opts, 1, |_| {}));
+    assert!(
+        outcomes.iter().all(|o| o.status == Status::Pass),
+        "{outcomes:?}"
+    );
+    // Removed on threads of their own, and all gone by the time the catalog run returned.
+    let left: Vec<_> = std::fs::read_dir(work.path()).unwrap().collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+}

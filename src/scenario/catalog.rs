@@ -158,6 +158,7 @@ pub async fn run_all<L: StateLayer>(
             results[i] = Some(outcome);
         }
     }
+    crate::scenario::run_dir::finish_removals();
     results
         .into_iter()
         .zip(entries)

@@ -7,6 +7,7 @@
 pub mod catalog;
 pub mod checks;
 pub mod file_expect;
+pub mod lease_waits;
 pub mod model;
 pub mod outcome;
 pub mod record;

@@ -1,8 +1,12 @@
 //! The directory a scenario runs in, shared by every target: the home it describes (the
 //! fixture threads, aliased `t0..` / `a0..`, and its extra files), the run directory, and
-//! the failure bundle written into it.
+//! the failure bundle written into it. A passing run's directory is removed on a thread of
+//! its own (the removal waits on the disk; the next scenario starts meanwhile), and a
+//! catalog run waits for every removal before it returns ([`finish_removals`]).
 
 use std::path::Path;
+use std::sync::Mutex;
+use std::thread::JoinHandle;
 
 use super::model::Scenario;
 use super::outcome::{FaultCoverage, RunOptions, ScenarioOutcome};
@@ -60,6 +64,31 @@ pub(crate) fn build_home(sc: &Scenario, seed: u64, home: &mut HomeModel) -> Resu
         std::fs::write(&path, &extra.content).map_err(|e| format!("{}: {e}", path.display()))?;
     }
     Ok(())
+}
+
+/// Run directories still being removed.
+static REMOVALS: Mutex<Vec<JoinHandle<()>>> = Mutex::new(Vec::new());
+
+/// Removes a finished run's directory on a thread of its own ([`finish_removals`] joins it).
+pub(crate) fn remove_in_background(dir: tempfile::TempDir) {
+    let handle = std::thread::spawn(move || drop(dir));
+    match REMOVALS.lock() {
+        Ok(mut pending) => pending.push(handle),
+        Err(_) => {
+            let _ = handle.join();
+        }
+    }
+}
+
+/// Waits until every run directory handed to [`remove_in_background`] is gone.
+pub fn finish_removals() {
+    let pending = REMOVALS
+        .lock()
+        .map(|mut p| std::mem::take(&mut *p))
+        .unwrap_or_default();
+    for handle in pending {
+        let _ = handle.join();
+    }
 }
 
 pub(crate) fn make_run_dir(opts: &RunOptions) -> Result<tempfile::TempDir, String> {

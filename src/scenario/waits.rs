@@ -4,6 +4,11 @@
 //! sleep). Several of those can run at once — seven workers timing out together wait one
 //! timeout, not seven — so each wait is kept as a wall-clock interval and the total is the
 //! length of their union. `run` time minus this total is what the runner itself costs.
+//!
+//! Waits come from the scenario's own parameters and from what was observed: a `sleep`
+//! step, an expected timeout or elapsed floor, a failpoint sleep from when it fired, and a
+//! lease that had to expire before a successor took it over (`scenario::lease_waits`), and
+//! a busy timeout met under another process's write lock ([`busy_timeout_met`]).
 
 use std::time::Duration;
 
@@ -27,6 +32,13 @@ impl DeclaredWaits {
         self.starting_at(end_ms - length.as_millis() as i64, length);
     }
 
+    /// A wait over the wall-clock interval `start_ms..end_ms` (nothing if it is empty).
+    pub fn between(&mut self, start_ms: i64, end_ms: i64) {
+        if end_ms > start_ms {
+            self.spans.push((start_ms, end_ms));
+        }
+    }
+
     /// The length of the union of all spans: overlapping waits count once.
     pub fn critical_path(&self) -> Duration {
         let mut spans = self.spans.clone();
@@ -48,6 +60,25 @@ impl DeclaredWaits {
         }
         Duration::from_millis(total.max(0) as u64)
     }
+}
+
+/// The busy timeout a step waited out, if any: the step ran from `step_ms.0` to `step_ms.1`
+/// while another process held the DB's write lock the whole time (from before the step
+/// began to after it ended, as the runner saw it), and it lasted at least `busy_timeout`, so
+/// SQLite's busy handler ran out on it. The wait is that one busy timeout, ending when the
+/// step returned; the rest of the step is the step's own work. A step shorter than the
+/// timeout, or not entirely under the lock, declares nothing.
+pub fn busy_timeout_met(
+    step_ms: (i64, i64),
+    lock_held_since_ms: Option<i64>,
+    still_held_at_end: bool,
+    busy_timeout: Duration,
+) -> Option<(i64, i64)> {
+    let (start, end) = step_ms;
+    let timeout = busy_timeout.as_millis() as i64;
+    let held_throughout =
+        lock_held_since_ms.is_some_and(|since| since <= start) && still_held_at_end;
+    (held_throughout && timeout > 0 && end - start >= timeout).then_some((end - timeout, end))
 }
 
 #[cfg(test)]
@@ -80,6 +111,37 @@ mod tests {
         w.starting_at(0, SEC);
         w.starting_at(2_000, SEC);
         w.starting_at(5_000, Duration::ZERO);
+        assert_eq!(w.critical_path(), 2 * SEC);
+    }
+
+    #[test]
+    fn a_busy_timeout_counts_only_for_a_step_under_the_lock_throughout() {
+        // Held since 0 and still held: a 1.2 s step waited out its 1 s busy timeout.
+        assert_eq!(
+            busy_timeout_met((100, 1_300), Some(0), true, SEC),
+            Some((300, 1_300))
+        );
+        // Not invented: too short, lock taken after the step began, released before it
+        // ended, no lock at all, no busy timeout.
+        assert_eq!(busy_timeout_met((100, 900), Some(0), true, SEC), None);
+        assert_eq!(busy_timeout_met((100, 1_300), Some(200), true, SEC), None);
+        assert_eq!(busy_timeout_met((100, 1_300), Some(0), false, SEC), None);
+        assert_eq!(busy_timeout_met((100, 1_300), None, true, SEC), None);
+        assert_eq!(
+            busy_timeout_met((100, 1_300), Some(0), true, Duration::ZERO),
+            None
+        );
+    }
+
+    #[test]
+    fn busy_timeouts_overlapping_other_waits_count_once() {
+        let mut w = DeclaredWaits::default();
+        // Two steps meeting the lock one after the other: 2 s; a sleep inside one: no more.
+        for step in [(0, 1_100), (1_100, 2_200)] {
+            let (s, e) = busy_timeout_met(step, Some(-5), true, SEC).unwrap();
+            w.between(s, e);
+        }
+        w.starting_at(500, Duration::from_millis(400));
         assert_eq!(w.critical_path(), 2 * SEC);
     }
 }

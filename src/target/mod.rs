@@ -80,5 +80,6 @@ pub async fn run_all(
         on_done(&outcome);
         results[i] = Some(outcome);
     }
+    crate::scenario::run_dir::finish_removals();
     results.into_iter().flatten().collect()
 }

@@ -10,11 +10,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::scenario::checks::{check_expect, event_invariants, run_oracle, write_invariants};
+use crate::scenario::lease_waits::lease_expiries;
 use crate::scenario::model::{
     parse_bound, DbSetup, Expect, FaultTime, Role, Scenario, Step, WorkerKind, WorkerSpec,
 };
 use crate::scenario::roles::{WorkerOutcome, WorkerPlan};
-use crate::scenario::waits::DeclaredWaits;
+use crate::scenario::waits::{busy_timeout_met, DeclaredWaits};
 use crate::scenario::workers::{worker_files, EventLog, WorkerHandle};
 mod steps;
 
@@ -34,7 +35,7 @@ use crate::rollout::layout::Root;
 pub use crate::scenario::outcome::{FaultCoverage, RunOptions, ScenarioOutcome, Status};
 use crate::scenario::run_dir::{add_never_injected, unfired};
 pub(crate) use crate::scenario::run_dir::{
-    build_home, collapse_repeats, make_run_dir, write_bundle,
+    build_home, collapse_repeats, make_run_dir, remove_in_background, write_bundle,
 };
 use crate::state::{threads, OpenMode, RuntimeOptions, StateRuntime};
 use crate::state_db::StateDbConfig;
@@ -46,6 +47,9 @@ const FD_SAMPLE_EVERY: Duration = Duration::from_millis(5);
 /// Descriptors one reference handle holds on the DB file: its connection and the lease
 /// heartbeat's connection. More in one process means a second handle.
 const REFERENCE_FDS_PER_HANDLE: usize = 2;
+/// Events of a `lock_holder` worker: it holds / gave up the DB's write lock.
+const LOCK_HELD: &str = "lock_held";
+const LOCK_RELEASED: &str = "lock_released";
 
 /// Capabilities a scenario needs from the state layer.
 pub fn required_capabilities(sc: &Scenario) -> Vec<Capability> {
@@ -111,6 +115,8 @@ pub async fn run_scenario<L: StateLayer>(
         let path = dir.keep();
         write_bundle(&path, &outcome, file);
         outcome.bundle = Some(path);
+    } else {
+        remove_in_background(dir);
     }
     outcome
 }
@@ -130,6 +136,13 @@ struct Run<'a, L: StateLayer> {
     /// Descriptors on the DB file of each process worker, from `/proc` (started lazily).
     fds: Option<FdSampler>,
     declared_wait: DeclaredWaits,
+    /// When the current step began (epoch ms), for waits judged over a step.
+    step_started_ms: i64,
+    /// When the worker an expectation judges began (the step's start for a one-shot, the
+    /// `start` step for a joined worker): none of its waits began earlier.
+    judged_since_ms: i64,
+    /// When each started worker was started (epoch ms).
+    started_ms: HashMap<String, i64>,
     one_shots: u32,
 }
 
@@ -154,6 +167,9 @@ impl<'a, L: StateLayer> Run<'a, L> {
             ledger: FilesLedger::default(),
             fds: None,
             declared_wait: DeclaredWaits::default(),
+            step_started_ms: 0,
+            judged_since_ms: 0,
+            started_ms: HashMap::new(),
             one_shots: 0,
         }
     }
@@ -350,6 +366,7 @@ impl<'a, L: StateLayer> Run<'a, L> {
                 h
             }
         };
+        self.started_ms.insert(name.clone(), real_now_ms());
         self.workers.insert(name, handle);
         Ok(())
     }
@@ -436,13 +453,27 @@ impl<'a, L: StateLayer> Run<'a, L> {
             .as_deref()
             .and_then(|b| parse_bound(b, &self.sc.timing).ok())
             .unwrap_or(Duration::ZERO);
+        let now = real_now_ms();
+        // Never longer than the worker ran (a waiter that gave up early waited less).
+        let ran = Duration::from_millis((now - self.judged_since_ms).max(0) as u64);
         self.declared_wait
-            .ending_at(real_now_ms(), timeout.max(floor));
+            .ending_at(now, timeout.max(floor).min(ran));
+        let (since, held) = self.write_lock_held();
+        if let Some((start, end)) = busy_timeout_met(
+            (self.step_started_ms, now),
+            since,
+            held,
+            self.sc.timing.busy_timeout,
+        ) {
+            self.declared_wait.between(start, end);
+        }
         let rows = (e.path.as_deref() == Some(super::model::PATH_OF_ROW)).then(|| self.read_rows());
         check_expect(e, out, &self.home, &self.sc.timing, rows.as_ref())
     }
 
     async fn step(&mut self, step: &Step) -> Vec<String> {
+        self.step_started_ms = real_now_ms();
+        self.judged_since_ms = self.step_started_ms;
         match self.step_inner(step).await {
             Ok(problems) => problems,
             Err(e) => vec![e],
@@ -490,6 +521,11 @@ impl<'a, L: StateLayer> Run<'a, L> {
         let events = self.log.snapshot();
         self.failpoint_sleeps(&events);
         let written = writes::read(&self.home);
+        if let Ok(log) = &written {
+            for (start, end) in lease_expiries(log, self.sc.timing.lease) {
+                self.declared_wait.between(start, end);
+            }
+        }
         for check in &self.sc.checks {
             let status = self.read_status_and_count().ok().map(|(s, _)| s);
             self.failures.extend(run_oracle(
@@ -536,6 +572,28 @@ impl<'a, L: StateLayer> Run<'a, L> {
 }
 
 impl<L: StateLayer> Run<'_, L> {
+    /// Since when a lock-holder worker has held the DB's write lock (its `lock_held`
+    /// event), and whether it still holds it now (no `lock_released`, still running).
+    fn write_lock_held(&mut self) -> (Option<i64>, bool) {
+        let events = self.log.snapshot();
+        let mut since = None;
+        let mut held = false;
+        for e in events.iter().filter(|e| e.kind == LOCK_HELD) {
+            let released = events
+                .iter()
+                .any(|r| r.worker == e.worker && r.kind == LOCK_RELEASED);
+            let running = self
+                .workers
+                .get_mut(&e.worker)
+                .is_some_and(|h| !h.has_ended());
+            if !released && running {
+                since = Some(since.map_or(e.at_ms, |s: i64| s.min(e.at_ms)));
+                held = true;
+            }
+        }
+        (since, held)
+    }
+
     /// Failpoint sleeps as declared waits, from when each one actually fired.
     fn failpoint_sleeps(&mut self, events: &[Event]) {
         for e in events.iter().filter(|e| e.kind == kinds::FAILPOINT_FIRED) {

@@ -94,6 +94,9 @@ impl<L: StateLayer> Run<'_, L> {
                 timeout,
                 expect,
             } => {
+                if let Some(&since) = self.started_ms.get(worker) {
+                    self.judged_since_ms = since;
+                }
                 let h = self
                     .workers
                     .get_mut(worker)
