@@ -12,6 +12,7 @@
 //! lease is released; a simulated death (failpoint `kill`/`exit` in a task worker) leaves
 //! it held, exactly as a killed process would.
 
+mod dir_signatures;
 mod heartbeat;
 mod read_ahead;
 pub mod reconcile;

@@ -23,7 +23,6 @@
 //! lookup's verified read-repair. Rollout files are only read.
 
 use std::collections::{HashMap, HashSet};
-use std::fs;
 use std::path::{Path, PathBuf};
 
 use rusqlite::{params, Connection, Transaction};
@@ -31,9 +30,11 @@ use serde_json::json;
 use uuid::Uuid;
 
 use crate::rollout::head::read_session_meta_head;
-use crate::rollout::layout::{is_rollout_file_name, parse_rollout_file_name, Root};
+use crate::rollout::layout::parse_rollout_file_name;
 use crate::rollout::metadata::extract_metadata;
 use crate::state::{threads, StateDbHandle, StateError};
+
+use super::dir_signatures::{self, DirRecord, SeenDirs, WalkPolicy};
 
 /// The harness's own table of directory signatures (relative to the codex home).
 pub const SEEN_DIRS_TABLE: &str = "statedb_harness_seen_dirs";
@@ -72,14 +73,6 @@ pub struct ReconcileOutcome {
     pub full: bool,
 }
 
-/// Directory signature: `(mtime_ns, ctime_ns)`; `None` when it must be listed next time.
-type Signature = Option<(i128, i128)>;
-
-struct DirRecord {
-    parent: Option<String>,
-    sig: Signature,
-}
-
 /// Creates the harness's bookkeeping tables if missing (its own tables only).
 fn ensure_tables(tx: &Transaction<'_>) -> rusqlite::Result<()> {
     tx.execute_batch(&format!(
@@ -106,7 +99,7 @@ fn table_exists(conn: &Connection, table: &str) -> rusqlite::Result<bool> {
 }
 
 /// The stored signatures and row count, or `None` before the first reconcile.
-fn load_seen(conn: &Connection) -> rusqlite::Result<Option<(HashMap<String, DirRecord>, i64)>> {
+fn load_seen(conn: &Connection) -> rusqlite::Result<Option<(SeenDirs, i64)>> {
     if !table_exists(conn, SEEN_DIRS_TABLE)? || !table_exists(conn, SEEN_ROWS_TABLE)? {
         return Ok(None);
     }
@@ -121,7 +114,7 @@ fn load_seen(conn: &Connection) -> rusqlite::Result<Option<(HashMap<String, DirR
     let mut stmt = conn.prepare(&format!(
         "SELECT dir, parent, mtime_ns, ctime_ns FROM {SEEN_DIRS_TABLE}"
     ))?;
-    let mut map = HashMap::new();
+    let mut map = SeenDirs::default();
     let iter = stmt.query_map([], |r| {
         let m: Option<String> = r.get(2)?;
         let c: Option<String> = r.get(3)?;
@@ -141,28 +134,11 @@ fn load_seen(conn: &Connection) -> rusqlite::Result<Option<(HashMap<String, DirR
     Ok(Some((map, rows)))
 }
 
-/// `(mtime, ctime)` in ns. Linux only, like the rest of the crate (`/proc`, `libc`).
-fn signature_of(meta: &fs::Metadata) -> (i128, i128) {
-    use std::os::unix::fs::MetadataExt;
-    let ns = |s: i64, n: i64| i128::from(s) * 1_000_000_000 + i128::from(n);
-    (
-        ns(meta.mtime(), meta.mtime_nsec()),
-        ns(meta.ctime(), meta.ctime_nsec()),
-    )
-}
-
 fn now_ns() -> i128 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos() as i128)
         .unwrap_or(0)
-}
-
-fn relative(home: &Path, path: &Path) -> String {
-    path.strip_prefix(home)
-        .unwrap_or(path)
-        .to_string_lossy()
-        .replace('\\', "/")
 }
 
 /// Indexes rollouts the DB has not seen. Writes nothing when nothing changed.
@@ -191,74 +167,25 @@ fn reconcile_as_of(
     let first_run = seen.is_none();
     let (stored, full) = match seen {
         Some((map, rows_seen)) => (map, mode == ReconcileMode::Listing && rows_now < rows_seen),
-        None => (HashMap::new(), mode == ReconcileMode::Listing),
+        None => (SeenDirs::default(), mode == ReconcileMode::Listing),
     };
     // On its first run, startup only records what is there.
     let prime_only = first_run && mode == ReconcileMode::Startup;
     outcome.full = full;
-    let children: HashMap<&str, Vec<&str>> =
-        stored.iter().fold(HashMap::new(), |mut acc, (dir, rec)| {
-            if let Some(p) = rec.parent.as_deref() {
-                acc.entry(p).or_default().push(dir.as_str());
-            }
-            acc
-        });
-
-    let mut now_seen: HashMap<String, DirRecord> = HashMap::new();
-    let mut candidates: Vec<(PathBuf, Root)> = Vec::new();
-    for root in Root::ALL {
-        let mut stack: Vec<(PathBuf, Option<String>)> = vec![(root.dir(&home), None)];
-        while let Some((dir, parent)) = stack.pop() {
-            let Ok(meta) = fs::symlink_metadata(&dir) else {
-                continue;
-            };
-            if !meta.is_dir() {
-                continue;
-            }
-            outcome.dirs_checked += 1;
-            let key = relative(&home, &dir);
-            let sig = signature_of(&meta);
-            let known = stored.get(&key);
-            let unchanged = !prime_only && !full && known.is_some_and(|r| r.sig == Some(sig));
-            // A racy directory (modified too close to its last listing to trust) is listed
-            // again; at startup only for its sub-directories, its files are left to listing.
-            let take_files = !prime_only
-                && (mode == ReconcileMode::Listing || known.is_none_or(|r| r.sig.is_some()));
-            if unchanged {
-                for child in children.get(key.as_str()).into_iter().flatten() {
-                    stack.push((home.join(child), Some(key.clone())));
-                }
-            } else {
-                outcome.dirs_listed += 1;
-                let Ok(entries) = fs::read_dir(&dir) else {
-                    continue;
-                };
-                for entry in entries.flatten() {
-                    let Ok(kind) = entry.file_type() else {
-                        continue;
-                    };
-                    let path = entry.path();
-                    if kind.is_dir() {
-                        stack.push((path, Some(key.clone())));
-                    } else if take_files
-                        && kind.is_file()
-                        && entry.file_name().to_str().is_some_and(is_rollout_file_name)
-                    {
-                        candidates.push((path, root));
-                    }
-                }
-            }
-            // A directory changed within the racy window is not trusted next time.
-            let racy = started_ns - sig.0 < RACY_WINDOW_NS || started_ns - sig.1 < RACY_WINDOW_NS;
-            now_seen.insert(
-                key,
-                DirRecord {
-                    parent,
-                    sig: (!racy).then_some(sig),
-                },
-            );
-        }
-    }
+    let walked = dir_signatures::walk(
+        &home,
+        &stored,
+        WalkPolicy {
+            list_everything: prime_only || full,
+            files_of_racy_dirs: mode == ReconcileMode::Listing,
+            no_files: prime_only,
+            started_ns,
+            racy_window_ns: RACY_WINDOW_NS,
+        },
+    );
+    outcome.dirs_checked = walked.dirs_checked;
+    outcome.dirs_listed = walked.dirs_listed;
+    let candidates = walked.candidates;
 
     let known: HashMap<Uuid, PathBuf> = if candidates.is_empty() {
         HashMap::new()
@@ -326,12 +253,7 @@ fn reconcile_as_of(
         }
     }
 
-    let dirs_changed = now_seen.len() != stored.len()
-        || now_seen.iter().any(|(dir, rec)| {
-            stored
-                .get(dir)
-                .is_none_or(|old| old.sig != rec.sig || old.parent != rec.parent)
-        });
+    let dirs_changed = walked.changed;
     if new_rows.is_empty() && !dirs_changed && !full {
         return Ok(outcome);
     }
@@ -351,7 +273,7 @@ fn reconcile_as_of(
                 "INSERT INTO {SEEN_DIRS_TABLE} (dir, parent, mtime_ns, ctime_ns) VALUES (?1, ?2, ?3, ?4)"
             ))
             .map_err(&sq)?;
-        for (dir, rec) in &now_seen {
+        for (dir, rec) in &walked.dirs {
             let (m, c) = match rec.sig {
                 Some((m, c)) => (Some(m.to_string()), Some(c.to_string())),
                 None => (None, None),
@@ -395,8 +317,10 @@ mod tests {
     use super::*;
     use crate::fixture::{generate_home, FixtureOptions};
     use crate::process::ProcessContext;
+    use crate::rollout::layout::Root;
     use crate::state_db::{try_init, StateDbConfig};
     use crate::timing::Timings;
+    use std::fs;
 
     /// An hour after now: every directory of the home is out of the racy window.
     fn an_hour_later() -> i128 {
@@ -475,6 +399,56 @@ mod tests {
         let after = reconcile_as_of(&rt, ReconcileMode::Listing, an_hour_later()).unwrap();
         assert!(after.dirs_listed >= 1, "{after:?}");
         assert_eq!(after.inserted, vec![others[0].id], "{after:?}");
+    }
+
+    /// `PRAGMA data_version` seen from another connection: it moves when any other
+    /// connection commits.
+    fn data_version(conn: &Connection) -> i64 {
+        conn.query_row("PRAGMA data_version", [], |r| r.get(0))
+            .unwrap()
+    }
+
+    /// A reconcile that finds nothing new commits nothing, and one that finds a directory
+    /// gone records that. Catches a change test that always says "changed" (a write on
+    /// every listing) or never notices a removed directory (its record kept for good).
+    #[test]
+    fn an_unchanged_home_writes_nothing_and_a_removed_directory_is_recorded() {
+        let (dir, threads) = home(9, 3);
+        let ctx = ProcessContext::plain("reconcile-quiet");
+        let rt = try_init(&ctx, &StateDbConfig::new(dir.path(), Timings::short()))
+            .unwrap()
+            .handle;
+        backdate_dirs(&Root::Active.dir(dir.path()));
+        reconcile_as_of(&rt, ReconcileMode::Listing, an_hour_later()).unwrap();
+        let observer = rt.extra_connection().unwrap();
+        let before = data_version(&observer);
+        let quiet = reconcile_as_of(&rt, ReconcileMode::Listing, an_hour_later()).unwrap();
+        assert_eq!(quiet.dirs_listed, 0, "{quiet:?}");
+        assert_eq!(
+            data_version(&observer),
+            before,
+            "an unchanged reconcile wrote"
+        );
+
+        let day = threads[0].path.parent().unwrap();
+        fs::remove_dir_all(day).unwrap();
+        backdate_dirs(&Root::Active.dir(dir.path()));
+        let gone = reconcile_as_of(&rt, ReconcileMode::Listing, an_hour_later()).unwrap();
+        assert!(gone.inserted.is_empty(), "{gone:?}");
+        assert_ne!(
+            data_version(&observer),
+            before,
+            "the removal was not recorded"
+        );
+        let key = day
+            .strip_prefix(dir.path())
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .to_owned();
+        let (stored, _) = rt.read("test", load_seen).unwrap().unwrap();
+        assert!(!stored.contains_key(&key), "{key} still recorded");
+        assert!(stored.values().all(|r| r.sig.is_some()), "{stored:?}");
     }
 
     /// A directory whose inode changed within the racy window (here: its ctime, set by the

@@ -1,0 +1,207 @@
+//! The directory walk of the reconcile: which rollout directories changed since their
+//! signatures were recorded, and which rollout files the changed ones hold.
+//!
+//! It owns the cost every listing pays, so it is written for it: a directory is `stat`ed
+//! relative to its parent's descriptor (`fstatat` on an `O_PATH` fd: one name resolved, not
+//! the whole path from `/`), only directories with sub-directories are opened, paths are
+//! built only for the directories actually listed, and "did anything change" is decided
+//! during the walk instead of comparing two maps afterwards. It only reads.
+
+use std::ffi::OsStr;
+use std::fs;
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+
+use rustc_hash::FxHashMap;
+use rustix::fs::{openat, statat, AtFlags, FileType, Mode, OFlags, CWD};
+
+use crate::rollout::layout::{is_rollout_file_name, Root};
+
+/// Directory signature: `(mtime_ns, ctime_ns)`; `None` when it must be listed next time.
+pub type Signature = Option<(i128, i128)>;
+
+/// The recorded directories, keyed relative to the home. A fast non-keyed hash: the keys
+/// are the home's own directory names, and every listing hashes each of them twice.
+pub type SeenDirs = FxHashMap<String, DirRecord>;
+
+/// A directory as recorded: its parent's key and its signature.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirRecord {
+    pub parent: Option<String>,
+    pub sig: Signature,
+}
+
+/// How the walk treats what it finds.
+#[derive(Debug, Clone, Copy)]
+pub struct WalkPolicy {
+    /// Trust no recorded signature: list every directory.
+    pub list_everything: bool,
+    /// Collect rollout files of a listed directory whose recorded signature was `None`
+    /// (racy). Startup leaves those files to the listing.
+    pub files_of_racy_dirs: bool,
+    /// Collect no files at all (startup's first run only records signatures).
+    pub no_files: bool,
+    /// When the walk started (ns since the epoch): a directory changed less than
+    /// `racy_window_ns` before it is recorded as untrusted.
+    pub started_ns: i128,
+    pub racy_window_ns: i128,
+}
+
+/// What the walk saw.
+#[derive(Debug, Default)]
+pub struct Walked {
+    /// Every directory found, keyed relative to the home, with its new record.
+    pub dirs: Vec<(String, DirRecord)>,
+    /// Rollout files of the listed directories.
+    pub candidates: Vec<(PathBuf, Root)>,
+    pub dirs_checked: usize,
+    pub dirs_listed: usize,
+    /// The new records differ from the stored ones (a directory added, gone, re-signed or
+    /// moved under another parent).
+    pub changed: bool,
+}
+
+/// One directory still to visit.
+struct Pending {
+    /// Its parent, open as an `O_PATH` descriptor (the home for a root).
+    parent_fd: Rc<OwnedFd>,
+    /// Its key relative to the home (`sessions/2026/01/27`).
+    key: String,
+    parent: Option<String>,
+    root: Root,
+}
+
+impl Pending {
+    /// The last component of the key: the name to resolve under `parent_fd`.
+    fn name(&self) -> &OsStr {
+        let name = self.key.rsplit('/').next().unwrap_or(&self.key);
+        OsStr::from_bytes(name.as_bytes())
+    }
+}
+
+/// `(mtime, ctime)` in ns.
+fn signature_of(st: &rustix::fs::Stat) -> (i128, i128) {
+    let ns = |s: i128, n: i128| s * 1_000_000_000 + n;
+    (
+        ns(i128::from(st.st_mtime), i128::from(st.st_mtime_nsec)),
+        ns(i128::from(st.st_ctime), i128::from(st.st_ctime_nsec)),
+    )
+}
+
+fn open_path(dirfd: impl AsFd, name: &OsStr) -> Option<OwnedFd> {
+    openat(
+        dirfd,
+        name,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .ok()
+}
+
+/// Walks both rollout roots of `home` against the `stored` records.
+pub fn walk(home: &Path, stored: &SeenDirs, policy: WalkPolicy) -> Walked {
+    let mut out = Walked::default();
+    let Some(home_fd) = open_path(CWD, home.as_os_str()).map(Rc::new) else {
+        out.changed = !stored.is_empty();
+        return out;
+    };
+    let mut children: FxHashMap<&str, Vec<&str>> = FxHashMap::default();
+    for (dir, rec) in stored {
+        if let Some(p) = rec.parent.as_deref() {
+            children.entry(p).or_default().push(dir.as_str());
+        }
+    }
+    let mut stack: Vec<Pending> = Root::ALL
+        .iter()
+        .filter_map(|&root| {
+            let key = root.dir(Path::new("")).to_str()?.to_owned();
+            Some(Pending {
+                parent_fd: Rc::clone(&home_fd),
+                key,
+                parent: None,
+                root,
+            })
+        })
+        .collect();
+    let mut matched = 0usize;
+    while let Some(dir) = stack.pop() {
+        let Ok(st) = statat(&*dir.parent_fd, dir.name(), AtFlags::SYMLINK_NOFOLLOW) else {
+            continue;
+        };
+        if FileType::from_raw_mode(st.st_mode) != FileType::Directory {
+            continue;
+        }
+        out.dirs_checked += 1;
+        let sig = signature_of(&st);
+        let known = stored.get(&dir.key);
+        let unchanged = !policy.list_everything && known.is_some_and(|r| r.sig == Some(sig));
+        if unchanged {
+            if let Some(kids) = children.get(dir.key.as_str()) {
+                if let Some(fd) = open_path(&*dir.parent_fd, dir.name()).map(Rc::new) {
+                    stack.extend(kids.iter().map(|kid| Pending {
+                        parent_fd: Rc::clone(&fd),
+                        key: (*kid).to_owned(),
+                        parent: Some(dir.key.clone()),
+                        root: dir.root,
+                    }));
+                }
+            }
+        } else {
+            out.dirs_listed += 1;
+            let take_files = !policy.no_files
+                && (policy.files_of_racy_dirs || known.is_none_or(|r| r.sig.is_some()));
+            list_dir(home, &dir, take_files, &mut stack, &mut out.candidates);
+        }
+        let racy = policy.started_ns - sig.0 < policy.racy_window_ns
+            || policy.started_ns - sig.1 < policy.racy_window_ns;
+        let record = DirRecord {
+            parent: dir.parent,
+            sig: (!racy).then_some(sig),
+        };
+        if known == Some(&record) {
+            matched += 1;
+        } else {
+            out.changed = true;
+        }
+        out.dirs.push((dir.key, record));
+    }
+    out.changed |= matched != stored.len();
+    out
+}
+
+/// Reads one directory: sub-directories go on the stack, rollout files (when `take_files`)
+/// into `candidates`.
+fn list_dir(
+    home: &Path,
+    dir: &Pending,
+    take_files: bool,
+    stack: &mut Vec<Pending>,
+    candidates: &mut Vec<(PathBuf, Root)>,
+) {
+    let path = home.join(&dir.key);
+    let Ok(entries) = fs::read_dir(&path) else {
+        return;
+    };
+    let fd = open_path(&*dir.parent_fd, dir.name()).map(Rc::new);
+    for entry in entries.flatten() {
+        let Ok(kind) = entry.file_type() else {
+            continue;
+        };
+        let name = entry.file_name();
+        if kind.is_dir() {
+            let (Some(fd), Some(name)) = (&fd, name.to_str()) else {
+                continue;
+            };
+            stack.push(Pending {
+                parent_fd: Rc::clone(fd),
+                key: format!("{}/{name}", dir.key),
+                parent: Some(dir.key.clone()),
+                root: dir.root,
+            });
+        } else if take_files && kind.is_file() && name.to_str().is_some_and(is_rollout_file_name) {
+            candidates.push((path.join(&name), dir.root));
+        }
+    }
+}
