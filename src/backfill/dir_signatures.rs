@@ -17,6 +17,7 @@ use std::rc::Rc;
 use rustc_hash::FxHashMap;
 use rustix::fs::{openat, statat, AtFlags, FileType, Mode, OFlags, CWD};
 
+use super::dir_watch::DirWatch;
 use crate::rollout::layout::{is_rollout_file_name, Root};
 
 /// Directory signature: `(mtime_ns, ctime_ns)`; `None` when it must be listed next time.
@@ -61,6 +62,9 @@ pub struct Walked {
     /// The new records differ from the stored ones (a directory added, gone, re-signed or
     /// moved under another parent).
     pub changed: bool,
+    /// A directory could not be watched (only when a watch was passed): the watch must not
+    /// be trusted.
+    pub watch_incomplete: bool,
 }
 
 /// One directory still to visit.
@@ -100,8 +104,14 @@ fn open_path(dirfd: impl AsFd, name: &OsStr) -> Option<OwnedFd> {
     .ok()
 }
 
-/// Walks both rollout roots of `home` against the `stored` records.
-pub fn walk(home: &Path, stored: &SeenDirs, policy: WalkPolicy) -> Walked {
+/// Walks both rollout roots of `home` against the `stored` records; with `watch`, every
+/// directory is watched before it is `stat`ed.
+pub fn walk(
+    home: &Path,
+    stored: &SeenDirs,
+    policy: WalkPolicy,
+    mut watch: Option<&mut DirWatch>,
+) -> Walked {
     let mut out = Walked::default();
     let Some(home_fd) = open_path(CWD, home.as_os_str()).map(Rc::new) else {
         out.changed = !stored.is_empty();
@@ -127,12 +137,16 @@ pub fn walk(home: &Path, stored: &SeenDirs, policy: WalkPolicy) -> Walked {
         .collect();
     let mut matched = 0usize;
     while let Some(dir) = stack.pop() {
+        let watched = watch
+            .as_deref_mut()
+            .map(|w| w.add(&home.join(&dir.key), &dir.key));
         let Ok(st) = statat(&*dir.parent_fd, dir.name(), AtFlags::SYMLINK_NOFOLLOW) else {
             continue;
         };
         if FileType::from_raw_mode(st.st_mode) != FileType::Directory {
             continue;
         }
+        out.watch_incomplete |= watched == Some(false);
         out.dirs_checked += 1;
         let sig = signature_of(&st);
         let known = stored.get(&dir.key);
@@ -154,11 +168,9 @@ pub fn walk(home: &Path, stored: &SeenDirs, policy: WalkPolicy) -> Walked {
                 && (policy.files_of_racy_dirs || known.is_none_or(|r| r.sig.is_some()));
             list_dir(home, &dir, take_files, &mut stack, &mut out.candidates);
         }
-        let racy = policy.started_ns - sig.0 < policy.racy_window_ns
-            || policy.started_ns - sig.1 < policy.racy_window_ns;
         let record = DirRecord {
             parent: dir.parent,
-            sig: (!racy).then_some(sig),
+            sig: trusted(sig, policy),
         };
         if known == Some(&record) {
             matched += 1;
@@ -169,6 +181,71 @@ pub fn walk(home: &Path, stored: &SeenDirs, policy: WalkPolicy) -> Walked {
     }
     out.changed |= matched != stored.len();
     out
+}
+
+/// `sig` if its last change is older than the racy window, else `None` (list it again).
+fn trusted(sig: (i128, i128), policy: WalkPolicy) -> Signature {
+    let racy = policy.started_ns - sig.0 < policy.racy_window_ns
+        || policy.started_ns - sig.1 < policy.racy_window_ns;
+    (!racy).then_some(sig)
+}
+
+/// Lists again only the `dirty` directories (and any directory under them not in `seen`,
+/// watched before it is listed), for a listing whose `watch` vouches for every other one.
+/// `None` when a dirty directory is gone: the caller walks everything instead.
+pub fn relist(
+    home: &Path,
+    seen: &SeenDirs,
+    dirty: Vec<String>,
+    watch: &mut DirWatch,
+    policy: WalkPolicy,
+) -> Option<Walked> {
+    let mut out = Walked::default();
+    let mut queue: Vec<(String, Option<String>, bool)> = dirty
+        .into_iter()
+        .map(|key| {
+            let parent = seen.get(&key).and_then(|r| r.parent.clone());
+            (key, parent, false)
+        })
+        .collect();
+    while let Some((key, parent, is_new)) = queue.pop() {
+        let root = Root::ALL
+            .into_iter()
+            .find(|r| key.split('/').next() == Some(r.subdir()))?;
+        let path = home.join(&key);
+        if is_new && !watch.add(&path, &key) {
+            out.watch_incomplete = true;
+        }
+        let st = statat(CWD, &path, AtFlags::SYMLINK_NOFOLLOW).ok()?;
+        if FileType::from_raw_mode(st.st_mode) != FileType::Directory {
+            return None;
+        }
+        out.dirs_checked += 1;
+        out.dirs_listed += 1;
+        for entry in fs::read_dir(&path).ok()?.flatten() {
+            let (Ok(kind), Some(name)) = (
+                entry.file_type(),
+                entry.file_name().to_str().map(str::to_owned),
+            ) else {
+                continue;
+            };
+            if kind.is_dir() {
+                let child = format!("{key}/{name}");
+                if !seen.contains_key(&child) {
+                    queue.push((child, Some(key.clone()), true));
+                }
+            } else if kind.is_file() && is_rollout_file_name(&name) {
+                out.candidates.push((path.join(&name), root));
+            }
+        }
+        let record = DirRecord {
+            parent,
+            sig: trusted(signature_of(&st), policy),
+        };
+        out.changed |= seen.get(&key) != Some(&record);
+        out.dirs.push((key, record));
+    }
+    Some(out)
 }
 
 /// Reads one directory: sub-directories go on the stack, rollout files (when `take_files`)

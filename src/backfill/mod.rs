@@ -13,6 +13,7 @@
 //! it held, exactly as a killed process would.
 
 mod dir_signatures;
+mod dir_watch;
 mod heartbeat;
 mod read_ahead;
 pub mod reconcile;

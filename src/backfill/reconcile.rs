@@ -23,18 +23,23 @@
 //! lookup's verified read-repair. Rollout files are only read.
 
 use std::collections::{HashMap, HashSet};
+
+use rustc_hash::FxHashSet;
 use std::path::{Path, PathBuf};
 
-use rusqlite::{params, Connection, Transaction};
+use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use serde_json::json;
 use uuid::Uuid;
 
 use crate::rollout::head::read_session_meta_head;
 use crate::rollout::layout::parse_rollout_file_name;
+use crate::rollout::layout::Root;
 use crate::rollout::metadata::extract_metadata;
 use crate::state::{threads, StateDbHandle, StateError};
+use crate::thread::ThreadMetadata;
 
 use super::dir_signatures::{self, DirRecord, SeenDirs, WalkPolicy};
+use super::dir_watch::{DirWatch, Drained, ListingMemo, Unwatched};
 
 /// The harness's own table of directory signatures (relative to the codex home).
 pub const SEEN_DIRS_TABLE: &str = "statedb_harness_seen_dirs";
@@ -109,7 +114,7 @@ fn load_seen(conn: &Connection) -> rusqlite::Result<Option<(SeenDirs, i64)>> {
             [],
             |r| r.get(0),
         )
-        .ok();
+        .optional()?;
     let Some(rows) = rows else { return Ok(None) };
     let mut stmt = conn.prepare(&format!(
         "SELECT dir, parent, mtime_ns, ctime_ns FROM {SEEN_DIRS_TABLE}"
@@ -156,12 +161,51 @@ fn reconcile_as_of(
     mode: ReconcileMode,
     started_ns: i128,
 ) -> Result<ReconcileOutcome, StateError> {
-    let ctx = rt.context().clone();
-    let mut outcome = ReconcileOutcome::default();
-    if !ctx.decisions().index_new_rollouts() {
-        return Ok(outcome);
+    if !rt.context().decisions().index_new_rollouts() {
+        return Ok(ReconcileOutcome::default());
     }
+    let policy = WalkPolicy {
+        list_everything: false,
+        files_of_racy_dirs: mode == ReconcileMode::Listing,
+        no_files: false,
+        started_ns,
+        racy_window_ns: RACY_WINDOW_NS,
+    };
+    let mut arm = false;
+    if mode == ReconcileMode::Listing {
+        if let Some(memo) = rt.take_listing_memo() {
+            match memo.downcast::<ListingMemo>() {
+                Ok(mut memo) => {
+                    if let Some(outcome) = reconcile_watched(rt, &mut memo, policy)? {
+                        rt.put_listing_memo(memo);
+                        return Ok(outcome);
+                    }
+                    // The watch could not vouch: walk, and watch afresh.
+                    arm = true;
+                }
+                Err(other) => {
+                    arm = other
+                        .downcast_ref::<Unwatched>()
+                        .is_some_and(|u| !u.refused);
+                }
+            }
+        }
+    }
+    reconcile_walking(rt, mode, policy, arm)
+}
+
+/// The reconcile that `stat`s every directory; with `arm` (a listing) it also watches them,
+/// for the next listings of this process to use instead.
+fn reconcile_walking(
+    rt: &StateDbHandle,
+    mode: ReconcileMode,
+    policy: WalkPolicy,
+    arm: bool,
+) -> Result<ReconcileOutcome, StateError> {
+    let mut outcome = ReconcileOutcome::default();
     let home = rt.codex_home().to_path_buf();
+    // Read before anything else: a commit by another connection after this point shows.
+    let data_version = rt.data_version()?;
     let seen = rt.read("reconcile", load_seen)?;
     let rows_now = rt.thread_count()?;
     let first_run = seen.is_none();
@@ -172,23 +216,140 @@ fn reconcile_as_of(
     // On its first run, startup only records what is there.
     let prime_only = first_run && mode == ReconcileMode::Startup;
     outcome.full = full;
+    let mut watch = if arm {
+        DirWatch::new(&home, root_names())
+    } else {
+        None
+    };
     let walked = dir_signatures::walk(
         &home,
         &stored,
         WalkPolicy {
             list_everything: prime_only || full,
-            files_of_racy_dirs: mode == ReconcileMode::Listing,
             no_files: prime_only,
-            started_ns,
-            racy_window_ns: RACY_WINDOW_NS,
+            ..policy
         },
+        watch.as_mut(),
     );
     outcome.dirs_checked = walked.dirs_checked;
     outcome.dirs_listed = walked.dirs_listed;
-    let candidates = walked.candidates;
+    let new_rows = rows_to_index(rt, &walked.candidates, &mut outcome)?;
+    let mut rows_seen = rows_now;
+    if !new_rows.is_empty() || walked.changed || full {
+        let (inserted, rows) = persist(rt, &new_rows, Records::Replace(&walked.dirs))?;
+        report(rt, &inserted);
+        outcome.inserted = inserted;
+        rows_seen = rows;
+    }
+    match watch.filter(|_| !walked.watch_incomplete) {
+        Some(watch) => {
+            let seen: SeenDirs = walked.dirs.into_iter().collect();
+            let untrusted = untrusted_of(&seen);
+            rt.put_listing_memo(Box::new(ListingMemo {
+                watch,
+                seen,
+                untrusted,
+                rows_seen,
+                data_version,
+            }));
+        }
+        None if mode == ReconcileMode::Listing => {
+            if arm {
+                tracing::info!(
+                    "reconcile: the kernel refused a directory watch; every listing walks"
+                );
+            }
+            rt.put_listing_memo(Box::new(Unwatched { refused: arm }));
+        }
+        None => {}
+    }
+    Ok(outcome)
+}
 
+/// A listing's reconcile through the watch: lists only the directories the kernel reported
+/// changed and those still racy. `None` when the watch cannot vouch for the rest (events
+/// lost, rows gone, a directory gone): the caller walks everything.
+fn reconcile_watched(
+    rt: &StateDbHandle,
+    memo: &mut ListingMemo,
+    policy: WalkPolicy,
+) -> Result<Option<ReconcileOutcome>, StateError> {
+    let changed = match memo.watch.drain() {
+        Drained::Changed(changed) => changed,
+        Drained::Lost(why) => {
+            tracing::debug!("reconcile: directory watch dropped ({why}); walking every directory");
+            return Ok(None);
+        }
+    };
+    let data_version = rt.data_version()?;
+    if data_version != memo.data_version {
+        // Another connection committed: rows it deleted would need every directory listed.
+        let rows = rt.thread_count()?;
+        if rows < memo.rows_seen {
+            return Ok(None);
+        }
+        memo.rows_seen = rows;
+        memo.data_version = data_version;
+    }
+    let mut outcome = ReconcileOutcome::default();
+    let mut dirty: Vec<String> = changed
+        .into_iter()
+        .chain(memo.untrusted.iter().cloned())
+        .collect();
+    if dirty.is_empty() {
+        return Ok(Some(outcome));
+    }
+    dirty.sort_unstable();
+    dirty.dedup();
+    let home = rt.codex_home().to_path_buf();
+    let Some(walked) = dir_signatures::relist(&home, &memo.seen, dirty, &mut memo.watch, policy)
+    else {
+        return Ok(None);
+    };
+    if walked.watch_incomplete {
+        return Ok(None);
+    }
+    outcome.dirs_checked = walked.dirs_checked;
+    outcome.dirs_listed = walked.dirs_listed;
+    let new_rows = rows_to_index(rt, &walked.candidates, &mut outcome)?;
+    if !new_rows.is_empty() || walked.changed {
+        let (inserted, rows) = persist(rt, &new_rows, Records::Upsert(&walked.dirs))?;
+        report(rt, &inserted);
+        outcome.inserted = inserted;
+        memo.rows_seen = rows;
+    }
+    for (key, record) in walked.dirs {
+        if record.sig.is_some() {
+            memo.untrusted.remove(&key);
+        } else {
+            memo.untrusted.insert(key.clone());
+        }
+        memo.seen.insert(key, record);
+    }
+    Ok(Some(outcome))
+}
+
+/// The rollout roots' names under the home (what the home's own watch cares about).
+fn root_names() -> Vec<String> {
+    Root::ALL.iter().map(|r| r.subdir().to_owned()).collect()
+}
+
+fn untrusted_of(seen: &SeenDirs) -> FxHashSet<String> {
+    seen.iter()
+        .filter(|(_, r)| r.sig.is_none())
+        .map(|(k, _)| k.clone())
+        .collect()
+}
+
+/// The rows to insert for `candidates` no row points at: each file's head must name the
+/// thread its file name carries, and that thread must have no row yet.
+fn rows_to_index(
+    rt: &StateDbHandle,
+    candidates: &[(PathBuf, Root)],
+    outcome: &mut ReconcileOutcome,
+) -> Result<Vec<ThreadMetadata>, StateError> {
     let known: HashMap<Uuid, PathBuf> = if candidates.is_empty() {
-        HashMap::new()
+        return Ok(Vec::new());
     } else {
         rt.all_threads()?
             .into_iter()
@@ -213,7 +374,7 @@ fn reconcile_as_of(
     };
     let mut new_rows = Vec::new();
     let mut claimed: HashSet<Uuid> = HashSet::new();
-    for (path, root) in &candidates {
+    for (path, root) in candidates {
         if is_indexed(path) {
             continue;
         }
@@ -252,28 +413,50 @@ fn reconcile_as_of(
             Err(err) => tracing::info!("reconcile: cannot index {}: {err}", path.display()),
         }
     }
+    Ok(new_rows)
+}
 
-    let dirs_changed = walked.changed;
-    if new_rows.is_empty() && !dirs_changed && !full {
-        return Ok(outcome);
-    }
-    let inserted = rt.write("reconcile", |tx| {
+/// How the directory records are written back.
+enum Records<'a> {
+    /// These are every directory there is.
+    Replace(&'a [(String, DirRecord)]),
+    /// These changed; the others stand.
+    Upsert(&'a [(String, DirRecord)]),
+}
+
+/// Inserts `new_rows` (if absent) and writes the records and the row count, in one
+/// transaction. Returns the threads inserted and the row count after.
+fn persist(
+    rt: &StateDbHandle,
+    new_rows: &[ThreadMetadata],
+    records: Records<'_>,
+) -> Result<(Vec<Uuid>, i64), StateError> {
+    rt.write("reconcile", |tx| {
         let sq = rt.err("reconcile");
         ensure_tables(tx).map_err(&sq)?;
         let mut inserted = Vec::new();
-        for meta in &new_rows {
+        for meta in new_rows {
             if threads::insert_if_absent(tx, meta).map_err(&sq)? {
                 inserted.push(meta.id);
             }
         }
-        tx.execute(&format!("DELETE FROM {SEEN_DIRS_TABLE}"), [])
-            .map_err(&sq)?;
+        let dirs = match records {
+            Records::Replace(dirs) => {
+                tx.execute(&format!("DELETE FROM {SEEN_DIRS_TABLE}"), [])
+                    .map_err(&sq)?;
+                dirs
+            }
+            Records::Upsert(dirs) => dirs,
+        };
         let mut stmt = tx
             .prepare(&format!(
-                "INSERT INTO {SEEN_DIRS_TABLE} (dir, parent, mtime_ns, ctime_ns) VALUES (?1, ?2, ?3, ?4)"
+                "INSERT INTO {SEEN_DIRS_TABLE} (dir, parent, mtime_ns, ctime_ns)
+                 VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT(dir) DO UPDATE SET parent = excluded.parent,
+                    mtime_ns = excluded.mtime_ns, ctime_ns = excluded.ctime_ns"
             ))
             .map_err(&sq)?;
-        for (dir, rec) in &walked.dirs {
+        for (dir, rec) in dirs {
             let (m, c) = match rec.sig {
                 Some((m, c)) => (Some(m.to_string()), Some(c.to_string())),
                 None => (None, None),
@@ -289,20 +472,23 @@ fn reconcile_as_of(
             [rows],
         )
         .map_err(&sq)?;
-        Ok(inserted)
-    })?;
-    if !inserted.is_empty() {
-        tracing::warn!(
-            "state db discrepancy during reconcile: {} rollout(s) on disk had no row; indexed",
-            inserted.len()
-        );
-        ctx.emit(
-            "reconcile_indexed",
-            json!({"threads": inserted.iter().map(|i| i.to_string()).collect::<Vec<_>>()}),
-        );
+        Ok((inserted, rows))
+    })
+}
+
+/// Says what a reconcile indexed: a warning (the DB had missed files) and an event.
+fn report(rt: &StateDbHandle, inserted: &[Uuid]) {
+    if inserted.is_empty() {
+        return;
     }
-    outcome.inserted = inserted;
-    Ok(outcome)
+    tracing::warn!(
+        "state db discrepancy during reconcile: {} rollout(s) on disk had no row; indexed",
+        inserted.len()
+    );
+    rt.context().emit(
+        "reconcile_indexed",
+        json!({"threads": inserted.iter().map(|i| i.to_string()).collect::<Vec<_>>()}),
+    );
 }
 
 /// [`reconcile_new_rollouts`] for callers that must go on without it: errors are logged.
@@ -313,167 +499,5 @@ pub fn reconcile_or_warn(rt: &StateDbHandle, mode: ReconcileMode, during: &str) 
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::fixture::{generate_home, FixtureOptions};
-    use crate::process::ProcessContext;
-    use crate::rollout::layout::Root;
-    use crate::state_db::{try_init, StateDbConfig};
-    use crate::timing::Timings;
-    use std::fs;
-
-    /// An hour after now: every directory of the home is out of the racy window.
-    fn an_hour_later() -> i128 {
-        now_ns() + 3_600 * 1_000_000_000
-    }
-
-    fn home(seed: u64, threads: usize) -> (tempfile::TempDir, Vec<crate::fixture::FixtureThread>) {
-        let dir = tempfile::tempdir().unwrap();
-        let opts = FixtureOptions {
-            threads,
-            archived: 0,
-            seed,
-            ..FixtureOptions::default()
-        };
-        let threads = generate_home(dir.path(), &opts).unwrap();
-        (dir, threads)
-    }
-
-    /// Sets every directory under the rollout roots a day back, so a file added later
-    /// changes its mtime whatever the filesystem's timestamp granularity.
-    fn backdate_dirs(dir: &Path) {
-        let day_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(86_400);
-        let mut stack = vec![dir.to_path_buf()];
-        while let Some(d) = stack.pop() {
-            for e in fs::read_dir(&d).unwrap().flatten() {
-                if e.file_type().unwrap().is_dir() {
-                    stack.push(e.path());
-                }
-            }
-            fs::File::open(&d).unwrap().set_modified(day_ago).unwrap();
-        }
-    }
-
-    /// Once a directory's signature is trusted, an unchanged directory is not listed again
-    /// and a rollout added to a directory is indexed. Catches signatures that never change
-    /// (the added rollout is missed for good) and signatures never trusted (every
-    /// directory listed on every reconcile).
-    #[test]
-    fn a_trusted_unchanged_directory_is_skipped_and_a_changed_one_is_listed() {
-        let (dir, threads) = home(7, 3);
-        let ctx = ProcessContext::plain("reconcile-test");
-        let rt = try_init(&ctx, &StateDbConfig::new(dir.path(), Timings::short()))
-            .unwrap()
-            .handle;
-        backdate_dirs(&Root::Active.dir(dir.path()));
-        let first = reconcile_as_of(&rt, ReconcileMode::Listing, an_hour_later()).unwrap();
-        assert!(
-            first.dirs_listed > 0,
-            "the first listing reconcile lists: {first:?}"
-        );
-        let again = reconcile_as_of(&rt, ReconcileMode::Listing, an_hour_later()).unwrap();
-        assert!(again.dirs_checked > 0);
-        assert_eq!(again.dirs_listed, 0, "nothing changed: {again:?}");
-        assert!(again.inserted.is_empty());
-
-        // A file that is no rollout changes the directory: listed once, then trusted again
-        // (its new signature is recorded although no row was added).
-        let target_dir = threads[0].path.parent().unwrap();
-        fs::write(target_dir.join("notes.txt"), b"not a rollout").unwrap();
-        let changed = reconcile_as_of(&rt, ReconcileMode::Listing, an_hour_later()).unwrap();
-        assert!(
-            changed.dirs_listed >= 1 && changed.inserted.is_empty(),
-            "{changed:?}"
-        );
-        let settled = reconcile_as_of(&rt, ReconcileMode::Listing, an_hour_later()).unwrap();
-        assert_eq!(
-            settled.dirs_listed, 0,
-            "the new signature was not kept: {settled:?}"
-        );
-
-        // A rollout of another home, restored into a directory this home already has.
-        let (other, others) = home(8, 1);
-        let added = target_dir.join(others[0].path.file_name().unwrap());
-        fs::copy(&others[0].path, &added).unwrap();
-        drop(other);
-        let after = reconcile_as_of(&rt, ReconcileMode::Listing, an_hour_later()).unwrap();
-        assert!(after.dirs_listed >= 1, "{after:?}");
-        assert_eq!(after.inserted, vec![others[0].id], "{after:?}");
-    }
-
-    /// `PRAGMA data_version` seen from another connection: it moves when any other
-    /// connection commits.
-    fn data_version(conn: &Connection) -> i64 {
-        conn.query_row("PRAGMA data_version", [], |r| r.get(0))
-            .unwrap()
-    }
-
-    /// A reconcile that finds nothing new commits nothing, and one that finds a directory
-    /// gone records that. Catches a change test that always says "changed" (a write on
-    /// every listing) or never notices a removed directory (its record kept for good).
-    #[test]
-    fn an_unchanged_home_writes_nothing_and_a_removed_directory_is_recorded() {
-        let (dir, threads) = home(9, 3);
-        let ctx = ProcessContext::plain("reconcile-quiet");
-        let rt = try_init(&ctx, &StateDbConfig::new(dir.path(), Timings::short()))
-            .unwrap()
-            .handle;
-        backdate_dirs(&Root::Active.dir(dir.path()));
-        reconcile_as_of(&rt, ReconcileMode::Listing, an_hour_later()).unwrap();
-        let observer = rt.extra_connection().unwrap();
-        let before = data_version(&observer);
-        let quiet = reconcile_as_of(&rt, ReconcileMode::Listing, an_hour_later()).unwrap();
-        assert_eq!(quiet.dirs_listed, 0, "{quiet:?}");
-        assert_eq!(
-            data_version(&observer),
-            before,
-            "an unchanged reconcile wrote"
-        );
-
-        let day = threads[0].path.parent().unwrap();
-        fs::remove_dir_all(day).unwrap();
-        backdate_dirs(&Root::Active.dir(dir.path()));
-        let gone = reconcile_as_of(&rt, ReconcileMode::Listing, an_hour_later()).unwrap();
-        assert!(gone.inserted.is_empty(), "{gone:?}");
-        assert_ne!(
-            data_version(&observer),
-            before,
-            "the removal was not recorded"
-        );
-        let key = day
-            .strip_prefix(dir.path())
-            .unwrap()
-            .to_str()
-            .unwrap()
-            .to_owned();
-        let (stored, _) = rt.read("test", load_seen).unwrap().unwrap();
-        assert!(!stored.contains_key(&key), "{key} still recorded");
-        assert!(stored.values().all(|r| r.sig.is_some()), "{stored:?}");
-    }
-
-    /// A directory whose inode changed within the racy window (here: its ctime, set by the
-    /// backdating itself, though its mtime is a day old) is not trusted: the next reconcile
-    /// lists it again. Catches a racy check that looks at the mtime alone.
-    #[test]
-    fn a_directory_changed_within_the_racy_window_is_listed_again() {
-        use std::os::unix::fs::MetadataExt;
-        let (dir, threads) = home(7, 2);
-        let ctx = ProcessContext::plain("reconcile-racy");
-        let rt = try_init(&ctx, &StateDbConfig::new(dir.path(), Timings::short()))
-            .unwrap()
-            .handle;
-        backdate_dirs(&Root::Active.dir(dir.path()));
-        let meta = fs::metadata(threads[0].path.parent().unwrap()).unwrap();
-        // One second after the directory's inode changed: inside the window, however long
-        // this test took to get here.
-        let within = i128::from(meta.ctime()) * 1_000_000_000
-            + i128::from(meta.ctime_nsec())
-            + 1_000_000_000;
-        reconcile_as_of(&rt, ReconcileMode::Listing, within).unwrap();
-        let again = reconcile_as_of(&rt, ReconcileMode::Listing, within).unwrap();
-        assert!(
-            again.dirs_listed > 0,
-            "racy directories were trusted: {again:?}"
-        );
-    }
-}
+#[path = "reconcile_tests.rs"]
+mod tests;

@@ -628,6 +628,11 @@ fn goals(report: &BenchReport) -> Vec<Goal> {
             page_growth(|p| p.last_page_ms.median),
             page_sizes,
         ),
+        (
+            "new handle's first page per rollout directory",
+            page_growth(|p| p.first_page_new_handle_us_per_dir),
+            page_sizes,
+        ),
     ] {
         goals.push(Goal {
             name: format!("{name} latency about flat (growth <= {FLAT_GROWTH_LIMIT})"),

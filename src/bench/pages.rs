@@ -1,8 +1,12 @@
 //! Listing latency on a complete DB: the first page and the last page of
 //! `lookup::list_threads` (active threads, newest first by update time, 25 a page).
 //!
-//! - **First page**: no cursor, so it includes what every first page pays, the listing's
-//!   reconcile (a `stat` of every rollout directory, listing only those that changed).
+//! - **First page**: no cursor, so it includes the listing's reconcile. Measured three ways:
+//!   on a long-lived handle, whose directory watch lists only what the kernel reported
+//!   changed (here: nothing); as a new handle's first listing, which `stat`s every rollout
+//!   directory (`first_page_new_handle_ms`, with the per-directory cost next to it: that one
+//!   grows with the day directories); and as its second, which also arms the watch
+//!   (`arming_page_ms`).
 //! - **Last page**: a keyset cursor anchored at the 26th-oldest row, so the page holds the
 //!   25 oldest threads and says there is no next page — what a client reaches by paging
 //!   through the whole history, taken in one step.
@@ -16,12 +20,16 @@ use uuid::Uuid;
 use super::stats::{millis, timed, Stat};
 use super::workspace::{BenchHome, Workspace};
 use super::Progress;
+use crate::backfill::reconcile::{reconcile_new_rollouts, ReconcileMode};
 use crate::lookup::{list_threads, Cursor, ListPage, ListRequest};
 use crate::process::ProcessContext;
 use crate::state::thread_columns::ThreadColumns;
 use crate::state::threads::{self, SortKey};
 use crate::state::StateDbHandle;
 use crate::state_db::try_init;
+
+/// The reconcile's racy window (2 s), with a margin.
+const RACY_WINDOW: std::time::Duration = std::time::Duration::from_millis(2_100);
 
 /// Threads per page (the listing's default).
 const PAGE: usize = 25;
@@ -31,8 +39,16 @@ const PAGE: usize = 25;
 pub struct PageFigures {
     pub size: usize,
     pub page_size: usize,
-    /// First page (with the listing's reconcile).
+    /// First page on a long-lived handle (its reconcile through the directory watch).
     pub first_page_ms: Stat,
+    /// First page as a new handle's first listing (its reconcile walks and arms the watch).
+    pub first_page_new_handle_ms: Stat,
+    /// Rollout directories of the home (what that walk `stat`s).
+    pub rollout_dirs: usize,
+    /// `first_page_new_handle_ms` median per rollout directory (µs).
+    pub first_page_new_handle_us_per_dir: f64,
+    /// A new handle's second first page: the walk that also watches every directory.
+    pub arming_page_ms: Stat,
     /// Last page (the oldest threads, through a cursor).
     pub last_page_ms: Stat,
 }
@@ -51,6 +67,12 @@ pub fn measure(
         ));
     }
     let sqlite_home = home.ensure_complete_db(ws)?;
+    // Steady state: a directory changed within the reconcile's racy window is listed on
+    // every listing until the window has passed, so a just-generated home is waited out.
+    let settled = home.generated_at + RACY_WINDOW;
+    if let Some(left) = settled.checked_duration_since(std::time::Instant::now()) {
+        std::thread::sleep(left);
+    }
     let ctx = ProcessContext::plain("bench-pages");
     let handle = try_init(&ctx, &home.config(&sqlite_home))
         .map_err(|e| format!("cannot open the complete DB: {e}"))?
@@ -67,20 +89,54 @@ pub fn measure(
     };
     let mut first_ms = Vec::with_capacity(samples);
     let mut last_ms = Vec::with_capacity(samples);
-    for round in 0..=samples.max(1) {
+    // Two untimed rounds: the handle's first listing walks, its second arms the watch.
+    for round in 0..samples.max(1) + 2 {
         let (a, took_first) = page(&first)?;
         check(&a, true, None)?;
         let (b, took_last) = page(&last)?;
         check(&b, false, Some(oldest))?;
-        if round > 0 {
+        if round > 1 {
             first_ms.push(millis(took_first));
             last_ms.push(millis(took_last));
         }
     }
+    // One handle per process: the long-lived one goes before the new ones open.
+    drop(handle);
+    let mut new_handle_ms = Vec::with_capacity(samples);
+    let mut arming_ms = Vec::with_capacity(samples);
+    let mut rollout_dirs = 0;
+    for round in 0..=samples.max(1) {
+        let handle = try_init(&ctx, &home.config(&sqlite_home))
+            .map_err(|e| format!("cannot open the complete DB: {e}"))?
+            .handle;
+        let mut took = [std::time::Duration::ZERO; 2];
+        for took in &mut took {
+            let (a, t) = timed(|| list_threads(Some(&handle), &home.codex_home, &first));
+            check(&a.map_err(|e| format!("listing failed: {e}"))?, true, None)?;
+            *took = t;
+        }
+        if round > 0 {
+            new_handle_ms.push(millis(took[0]));
+            arming_ms.push(millis(took[1]));
+        } else {
+            // Untimed: how many directories a walking reconcile checks.
+            handle.take_listing_memo();
+            rollout_dirs = reconcile_new_rollouts(&handle, ReconcileMode::Listing)
+                .map_err(|e| format!("reconcile failed: {e}"))?
+                .dirs_checked;
+        }
+    }
+    let first_page_new_handle_ms =
+        Stat::from_samples(new_handle_ms).ok_or("no new-handle first-page samples")?;
     Ok(PageFigures {
         size: home.size,
         page_size: PAGE,
         first_page_ms: Stat::from_samples(first_ms).ok_or("no first-page samples")?,
+        first_page_new_handle_us_per_dir: first_page_new_handle_ms.median * 1000.0
+            / rollout_dirs.max(1) as f64,
+        first_page_new_handle_ms,
+        rollout_dirs,
+        arming_page_ms: Stat::from_samples(arming_ms).ok_or("no arming-page samples")?,
         last_page_ms: Stat::from_samples(last_ms).ok_or("no last-page samples")?,
     })
 }

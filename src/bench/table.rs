@@ -149,13 +149,17 @@ pub fn render(r: &BenchReport) -> String {
                 p.size.to_string(),
                 p.page_size.to_string(),
                 format!("{:.2} ms", p.first_page_ms.median),
+                format!("{:.2} ms", p.first_page_new_handle_ms.median),
+                p.rollout_dirs.to_string(),
+                format!("{:.2} us", p.first_page_new_handle_us_per_dir),
+                format!("{:.2} ms", p.arming_page_ms.median),
                 format!("{:.2} ms", p.last_page_ms.median),
             ]
         });
         simple_table(
             &mut out,
-            "Listing (median; first page with its reconcile, last page = the oldest through a cursor)",
-            &["rollouts", "page", "first page", "last page"],
+            "Listing (median; first page with its reconcile: on a long-lived handle, as a new handle's first listing, which stats every directory, and as its second, which also arms the directory watch; last page = the oldest through a cursor)",
+            &["rollouts", "page", "first page", "new handle", "dirs", "per dir", "arming", "last page"],
             rows,
         );
     }

@@ -79,6 +79,7 @@ impl Workspace {
             codex_home,
             threads: threads?,
             generate_time: took,
+            generated_at: std::time::Instant::now(),
             complete_db: None,
         })
     }
@@ -91,6 +92,8 @@ pub struct BenchHome {
     /// Newest first, as the fixture returns them.
     pub threads: Vec<FixtureThread>,
     pub generate_time: Duration,
+    /// When generation finished: the home's directories last changed then.
+    pub generated_at: std::time::Instant,
     /// A sqlite home whose `state_5.sqlite` is fully backfilled over this home.
     pub complete_db: Option<PathBuf>,
 }

@@ -6,6 +6,7 @@
 //! `synchronous = NORMAL`, a busy timeout, cached prepared statements. Every write
 //! transaction begins IMMEDIATE, so a read-then-write can never hit `SQLITE_BUSY_SNAPSHOT`.
 
+use std::any::Any;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -105,6 +106,9 @@ pub struct StateRuntime {
     /// The process-local high-water mark of allocated `updated_at_ms` values (Codex seeds
     /// it from `MAX(updated_at_ms)` at init; here at the first allocation).
     updated_at_mark: Mutex<Option<i64>>,
+    /// What the listing reconcile remembers between two listings of this process (its
+    /// directory watch). Opaque here: the state layer does not depend on the reconcile.
+    listing_memo: Mutex<Option<Box<dyn Any + Send>>>,
     _registration: HandleRegistration,
 }
 
@@ -137,6 +141,7 @@ impl StateRuntime {
             conn: Mutex::new(conn),
             ctx: ctx.clone(),
             updated_at_mark: Mutex::new(None),
+            listing_memo: Mutex::new(None),
             _registration: registration,
         }))
     }
@@ -159,6 +164,31 @@ impl StateRuntime {
     /// The process this handle belongs to.
     pub fn context(&self) -> &Arc<ProcessContext> {
         &self.ctx
+    }
+
+    /// Takes the listing reconcile's memory out of the handle (one listing uses it at a
+    /// time; a concurrent one walks without it).
+    pub fn take_listing_memo(&self) -> Option<Box<dyn Any + Send>> {
+        match self.listing_memo.lock() {
+            Ok(mut g) => g.take(),
+            Err(poisoned) => poisoned.into_inner().take(),
+        }
+    }
+
+    /// Puts the listing reconcile's memory back for the next listing.
+    pub fn put_listing_memo(&self, memo: Box<dyn Any + Send>) {
+        match self.listing_memo.lock() {
+            Ok(mut g) => *g = Some(memo),
+            Err(poisoned) => *poisoned.into_inner() = Some(memo),
+        }
+    }
+
+    /// `PRAGMA data_version` of the main connection: it changes when another connection
+    /// commits, never for this one's own commits.
+    pub fn data_version(&self) -> Result<i64, StateError> {
+        self.read("data_version", |c| {
+            c.query_row("PRAGMA data_version", [], |r| r.get(0))
+        })
     }
 
     /// A further connection of this handle (the lease heartbeat uses one so it never

@@ -1,0 +1,291 @@
+//! Tests of the reconcile: the walking path, the watched path, and where one hands over to
+//! the other.
+
+use super::*;
+use crate::fixture::{generate_home, FixtureOptions};
+use crate::process::ProcessContext;
+use crate::rollout::layout::Root;
+use crate::state_db::{try_init, StateDbConfig};
+use crate::timing::Timings;
+use std::fs;
+
+/// A listing reconcile that walks every directory (the process's watch forgotten).
+fn walking(rt: &StateDbHandle, started_ns: i128) -> Result<ReconcileOutcome, StateError> {
+    rt.take_listing_memo();
+    reconcile_as_of(rt, ReconcileMode::Listing, started_ns)
+}
+
+/// A listing reconcile as the process's next listing runs it.
+fn listing(rt: &StateDbHandle) -> ReconcileOutcome {
+    reconcile_as_of(rt, ReconcileMode::Listing, an_hour_later()).unwrap()
+}
+
+/// A handle's first two listings: the first walks, the second walks and arms the watch.
+fn armed(rt: &StateDbHandle) -> ReconcileOutcome {
+    let once = listing(rt);
+    let again = listing(rt);
+    assert!(
+        once.dirs_checked > 0 && again.dirs_checked > 0,
+        "{once:?} {again:?}"
+    );
+    again
+}
+
+/// The process's one handle over `home`.
+fn open(home: &Path, name: &str) -> StateDbHandle {
+    try_init(
+        &ProcessContext::plain(name),
+        &StateDbConfig::new(home, Timings::short()),
+    )
+    .unwrap()
+    .handle
+}
+
+/// One second after `dir`'s inode last changed: inside the racy window, however long the
+/// test took to get here.
+fn inside_racy_window(dir: &Path) -> i128 {
+    use std::os::unix::fs::MetadataExt;
+    let meta = fs::metadata(dir).unwrap();
+    i128::from(meta.ctime()) * 1_000_000_000 + i128::from(meta.ctime_nsec()) + 1_000_000_000
+}
+
+/// An hour after now: every directory of the home is out of the racy window.
+fn an_hour_later() -> i128 {
+    now_ns() + 3_600 * 1_000_000_000
+}
+
+fn home(seed: u64, threads: usize) -> (tempfile::TempDir, Vec<crate::fixture::FixtureThread>) {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = FixtureOptions {
+        threads,
+        archived: 0,
+        seed,
+        ..FixtureOptions::default()
+    };
+    let threads = generate_home(dir.path(), &opts).unwrap();
+    (dir, threads)
+}
+
+/// Sets every directory under the rollout roots a day back, so a file added later
+/// changes its mtime whatever the filesystem's timestamp granularity.
+fn backdate_dirs(dir: &Path) {
+    let day_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(86_400);
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in fs::read_dir(&d).unwrap().flatten() {
+            if e.file_type().unwrap().is_dir() {
+                stack.push(e.path());
+            }
+        }
+        fs::File::open(&d).unwrap().set_modified(day_ago).unwrap();
+    }
+}
+
+/// Once a directory's signature is trusted, an unchanged directory is not listed again
+/// and a rollout added to a directory is indexed. Catches signatures that never change
+/// (the added rollout is missed for good) and signatures never trusted (every
+/// directory listed on every reconcile).
+#[test]
+fn a_trusted_unchanged_directory_is_skipped_and_a_changed_one_is_listed() {
+    let (dir, threads) = home(7, 3);
+    let rt = open(dir.path(), "reconcile-test");
+    backdate_dirs(&Root::Active.dir(dir.path()));
+    let first = walking(&rt, an_hour_later()).unwrap();
+    assert!(
+        first.dirs_listed > 0,
+        "the first listing reconcile lists: {first:?}"
+    );
+    let again = walking(&rt, an_hour_later()).unwrap();
+    assert!(again.dirs_checked > 0);
+    assert_eq!(again.dirs_listed, 0, "nothing changed: {again:?}");
+    assert!(again.inserted.is_empty());
+
+    // A file that is no rollout changes the directory: listed once, then trusted again
+    // (its new signature is recorded although no row was added).
+    let target_dir = threads[0].path.parent().unwrap();
+    fs::write(target_dir.join("notes.txt"), b"not a rollout").unwrap();
+    let changed = walking(&rt, an_hour_later()).unwrap();
+    assert!(
+        changed.dirs_listed >= 1 && changed.inserted.is_empty(),
+        "{changed:?}"
+    );
+    let settled = walking(&rt, an_hour_later()).unwrap();
+    assert_eq!(
+        settled.dirs_listed, 0,
+        "the new signature was not kept: {settled:?}"
+    );
+
+    // A rollout of another home, restored into a directory this home already has.
+    let (other, others) = home(8, 1);
+    let added = target_dir.join(others[0].path.file_name().unwrap());
+    fs::copy(&others[0].path, &added).unwrap();
+    drop(other);
+    let after = walking(&rt, an_hour_later()).unwrap();
+    assert!(after.dirs_listed >= 1, "{after:?}");
+    assert_eq!(after.inserted, vec![others[0].id], "{after:?}");
+}
+
+/// `PRAGMA data_version` seen from another connection: it moves when any other
+/// connection commits.
+fn data_version(conn: &Connection) -> i64 {
+    conn.query_row("PRAGMA data_version", [], |r| r.get(0))
+        .unwrap()
+}
+
+/// A reconcile that finds nothing new commits nothing, and one that finds a directory
+/// gone records that. Catches a change test that always says "changed" (a write on
+/// every listing) or never notices a removed directory (its record kept for good).
+#[test]
+fn an_unchanged_home_writes_nothing_and_a_removed_directory_is_recorded() {
+    let (dir, threads) = home(9, 3);
+    let rt = open(dir.path(), "reconcile-quiet");
+    backdate_dirs(&Root::Active.dir(dir.path()));
+    walking(&rt, an_hour_later()).unwrap();
+    let observer = rt.extra_connection().unwrap();
+    let before = data_version(&observer);
+    let quiet = walking(&rt, an_hour_later()).unwrap();
+    assert_eq!(quiet.dirs_listed, 0, "{quiet:?}");
+    assert_eq!(
+        data_version(&observer),
+        before,
+        "an unchanged reconcile wrote"
+    );
+
+    let day = threads[0].path.parent().unwrap();
+    fs::remove_dir_all(day).unwrap();
+    backdate_dirs(&Root::Active.dir(dir.path()));
+    let gone = walking(&rt, an_hour_later()).unwrap();
+    assert!(gone.inserted.is_empty(), "{gone:?}");
+    assert_ne!(
+        data_version(&observer),
+        before,
+        "the removal was not recorded"
+    );
+    let key = day
+        .strip_prefix(dir.path())
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let (stored, _) = rt.read("test", load_seen).unwrap().unwrap();
+    assert!(!stored.contains_key(&key), "{key} still recorded");
+    assert!(stored.values().all(|r| r.sig.is_some()), "{stored:?}");
+}
+
+/// A directory whose inode changed within the racy window (here: its ctime, set by the
+/// backdating itself, though its mtime is a day old) is not trusted: the next reconcile
+/// lists it again. Catches a racy check that looks at the mtime alone.
+#[test]
+fn a_directory_changed_within_the_racy_window_is_listed_again() {
+    let (dir, threads) = home(7, 2);
+    let rt = open(dir.path(), "reconcile-racy");
+    backdate_dirs(&Root::Active.dir(dir.path()));
+    let within = inside_racy_window(threads[0].path.parent().unwrap());
+    walking(&rt, within).unwrap();
+    let again = walking(&rt, within).unwrap();
+    assert!(
+        again.dirs_listed > 0,
+        "racy directories were trusted: {again:?}"
+    );
+}
+
+/// Once a handle's second listing has armed its watch, its next listings `stat` nothing and
+/// list only the directories the kernel reported: a rollout restored into a known
+/// directory and one in a new year's directory are indexed, a quiet home writes
+/// nothing. Catches a watch that misses entries (the rollouts never indexed) and one
+/// that vouches for nothing (every directory checked again).
+#[test]
+fn later_listings_list_only_what_the_kernel_reported() {
+    let (dir, threads) = home(11, 3);
+    let rt = open(dir.path(), "reconcile-watched");
+    backdate_dirs(&Root::Active.dir(dir.path()));
+    armed(&rt);
+    let observer = rt.extra_connection().unwrap();
+    let before = data_version(&observer);
+    let quiet = listing(&rt);
+    assert_eq!((quiet.dirs_checked, quiet.dirs_listed), (0, 0), "{quiet:?}");
+    assert_eq!(data_version(&observer), before, "a quiet listing wrote");
+
+    let (other, others) = home(12, 2);
+    let known_dir = threads[0].path.parent().unwrap();
+    let restored = known_dir.join(others[0].path.file_name().unwrap());
+    fs::copy(&others[0].path, &restored).unwrap();
+    let new_dir = Root::Active.dir(dir.path()).join("2031/05/06");
+    fs::create_dir_all(&new_dir).unwrap();
+    fs::copy(
+        &others[1].path,
+        new_dir.join(others[1].path.file_name().unwrap()),
+    )
+    .unwrap();
+    drop(other);
+    let found = listing(&rt);
+    let mut inserted = found.inserted.clone();
+    inserted.sort();
+    let mut want = vec![others[0].id, others[1].id];
+    want.sort();
+    assert_eq!(inserted, want, "{found:?}");
+    // The day directory, `sessions` (a new year in it), and the three new ones.
+    assert_eq!(found.dirs_listed, 5, "{found:?}");
+    let (stored, _) = rt.read("test", load_seen).unwrap().unwrap();
+    assert!(stored.contains_key("sessions/2031/05/06"), "{stored:?}");
+    // The new directories are within the racy window of a real clock, not of this
+    // test's an-hour-later one, so they are trusted now and nothing is left to list.
+    let settled = listing(&rt);
+    assert_eq!(settled.dirs_listed, 0, "{settled:?}");
+}
+
+/// Rows another connection deletes make the next listing walk and list everything (the
+/// rule of the walking reconcile), so their files are indexed again; a removed
+/// directory drops the watch and its record. Catches a watch that hides both.
+#[test]
+fn rows_deleted_elsewhere_or_a_removed_directory_fall_back_to_the_walk() {
+    let (dir, threads) = home(13, 3);
+    let rt = open(dir.path(), "reconcile-fallback");
+    backdate_dirs(&Root::Active.dir(dir.path()));
+    armed(&rt);
+    let other = rt.extra_connection().unwrap();
+    other
+        .execute(
+            "DELETE FROM threads WHERE id = ?1",
+            [threads[1].id.to_string()],
+        )
+        .unwrap();
+    let healed = listing(&rt);
+    assert!(healed.full && healed.dirs_checked > 0, "{healed:?}");
+    assert_eq!(healed.inserted, vec![threads[1].id], "{healed:?}");
+    assert_eq!(
+        listing(&rt).dirs_checked,
+        0,
+        "the walk did not re-arm the watch"
+    );
+
+    let day = threads[2].path.parent().unwrap();
+    fs::remove_dir_all(day).unwrap();
+    let gone = listing(&rt);
+    assert!(gone.dirs_checked > 0, "{gone:?}");
+    let key = day.strip_prefix(dir.path()).unwrap().to_str().unwrap();
+    let (stored, _) = rt.read("test", load_seen).unwrap().unwrap();
+    assert!(!stored.contains_key(key), "{key} still recorded");
+}
+
+/// Through the watch too, a directory changed within the racy window is listed again
+/// on every listing until its change is old enough to trust. Catches a watch that
+/// trusts a directory whose newest file may not have its head written yet.
+#[test]
+fn a_racy_directory_is_listed_again_through_the_watch() {
+    let (dir, threads) = home(14, 2);
+    let rt = open(dir.path(), "reconcile-watched-racy");
+    backdate_dirs(&Root::Active.dir(dir.path()));
+    let within = inside_racy_window(threads[0].path.parent().unwrap());
+    for _ in 0..2 {
+        reconcile_as_of(&rt, ReconcileMode::Listing, within).unwrap();
+    }
+    let again = reconcile_as_of(&rt, ReconcileMode::Listing, within).unwrap();
+    assert!(again.dirs_listed > 0, "{again:?}");
+    let trusted = listing(&rt);
+    assert!(
+        trusted.dirs_listed > 0,
+        "the racy ones are listed once more: {trusted:?}"
+    );
+    assert_eq!(listing(&rt).dirs_listed, 0, "then trusted");
+}
