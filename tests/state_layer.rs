@@ -15,6 +15,21 @@ use statedb_harness::state::backfill_state::{BackfillStatus, FencedWrite, LeaseC
 use statedb_harness::state::{JournalMode, OpenMode, StateError, StateRuntime, STATE_DB_FILENAME};
 use statedb_harness::state_db::{open_existing, try_init};
 
+/// The reconcile's own bookkeeping tables in `home`'s DB: there once a reconcile recorded
+/// the rollout directories.
+fn seen_tables(home: &std::path::Path) -> i64 {
+    Connection::open(home.join(STATE_DB_FILENAME))
+        .unwrap()
+        .query_row(
+            "SELECT count(*) FROM sqlite_master WHERE name LIKE 'statedb_harness_seen_%'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap()
+}
+
+/// A waiter returns at the owner's completion, without stealing the lease or waiting out
+/// its timeout, and without walking the home (what the owner's backfill just scanned).
 #[test]
 fn try_init_waits_for_concurrent_startup_backfill() {
     let (home, _) = home_with(3, 0);
@@ -64,6 +79,53 @@ fn try_init_waits_for_concurrent_startup_backfill() {
     assert!(
         started.elapsed() < Duration::from_secs(2),
         "returned without waiting out the timeout"
+    );
+    assert_eq!(seen_tables(home.path()), 0, "the waiter walked the home");
+}
+
+/// A process that starts on a DB whose backfill completed before it indexes, at startup,
+/// rollouts that appeared since (once a first such start has recorded the directories);
+/// the process that ran the backfill, having just scanned, leaves that to the listings.
+/// Catches a startup that never reconciles, and one that walks the home again in the
+/// process that has just scanned it.
+#[test]
+fn a_start_on_a_complete_db_indexes_rollouts_added_since() {
+    let (home, _) = home_with(3, 0);
+    let other = tempfile::tempdir().unwrap();
+    let added = statedb_harness::fixture::generate_home(
+        other.path(),
+        &statedb_harness::fixture::FixtureOptions {
+            threads: 1,
+            seed: 8,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let harness_tables = || seen_tables(home.path());
+    let owner = try_init(&ctx("owner"), &cfg(home.path())).unwrap();
+    assert!(owner.backfill.ran);
+    drop(owner);
+    assert_eq!(
+        harness_tables(),
+        0,
+        "the owner walked the home after its scan"
+    );
+    let second = try_init(&ctx("second"), &cfg(home.path())).unwrap();
+    assert_eq!(second.attempts, 0, "the DB was complete");
+    drop(second);
+    assert_eq!(
+        harness_tables(),
+        2,
+        "the second start recorded no directories"
+    );
+
+    let day = home.path().join("sessions/2031/05/06");
+    std::fs::create_dir_all(&day).unwrap();
+    std::fs::copy(&added[0].path, day.join(added[0].path.file_name().unwrap())).unwrap();
+    let third = try_init(&ctx("third"), &cfg(home.path())).unwrap();
+    assert!(
+        third.handle.get_thread(added[0].id).unwrap().is_some(),
+        "the rollout added since was not indexed at startup"
     );
 }
 

@@ -224,9 +224,13 @@ fn try_init_once(ctx: &Arc<ProcessContext>, cfg: &StateDbConfig) -> Result<InitR
     );
     match gated {
         Ok(report) => {
-            // Rollouts that appeared after the backfill completed get their rows now (a
-            // process that just ran the backfill has scanned the roots itself).
-            if !report.backfill.ran {
+            // On a DB whose backfill completed before this process started, rollouts that
+            // appeared since get their rows now. A process that found the backfill
+            // unfinished (it ran it, or waited while another process completed it) starts
+            // on an index as fresh as that backfill's scan, and leaves what appeared
+            // meanwhile to the listings' reconcile, as the owner does: N processes started
+            // together then do not each walk the home once the owner completes.
+            if report.attempts == 0 {
                 crate::backfill::reconcile::reconcile_or_warn(
                     &report.handle,
                     crate::backfill::reconcile::ReconcileMode::Startup,
