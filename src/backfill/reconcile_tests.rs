@@ -289,3 +289,23 @@ fn a_racy_directory_is_listed_again_through_the_watch() {
     );
     assert_eq!(listing(&rt).dirs_listed, 0, "then trusted");
 }
+
+/// A directory whose mtime is ahead of the clock (restored from a machine whose clock ran
+/// ahead) is not trusted until the clock has passed it, although its inode changed long
+/// before. Catches a racy check that looks at the ctime alone.
+#[test]
+fn a_directory_dated_ahead_of_the_clock_is_listed_again() {
+    let (dir, threads) = home(15, 2);
+    let rt = open(dir.path(), "reconcile-future");
+    backdate_dirs(&Root::Active.dir(dir.path()));
+    let later = an_hour_later();
+    let day = threads[0].path.parent().unwrap();
+    let at_later = std::time::UNIX_EPOCH + std::time::Duration::from_nanos(later as u64);
+    fs::File::open(day).unwrap().set_modified(at_later).unwrap();
+    walking(&rt, later).unwrap();
+    let again = walking(&rt, later).unwrap();
+    assert_eq!(
+        again.dirs_listed, 1,
+        "only the future-dated directory: {again:?}"
+    );
+}
