@@ -185,6 +185,22 @@ mod tests {
         assert_eq!(watch.drain(), changed(&["sessions/2026"]));
     }
 
+    /// One directory under two keys (a bind mount) would credit its changes to one key
+    /// only: the second is refused, and the caller does not trust the watch.
+    #[test]
+    fn one_directory_under_two_keys_is_refused() {
+        let home = tempfile::tempdir().unwrap();
+        let day = home.path().join("sessions/2026/01/27");
+        fs::create_dir_all(&day).unwrap();
+        let mut watch = DirWatch::new(home.path(), vec!["sessions".into()]).unwrap();
+        assert!(watch.add(&day, "sessions/2026/01/27"));
+        assert!(
+            watch.add(&day, "sessions/2026/01/27"),
+            "the same key again is fine"
+        );
+        assert!(!watch.add(&day, "sessions/2026/01/28"));
+    }
+
     #[test]
     fn a_removed_directory_or_a_new_root_loses_the_watch() {
         let home = tempfile::tempdir().unwrap();

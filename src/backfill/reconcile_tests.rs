@@ -226,12 +226,61 @@ fn later_listings_list_only_what_the_kernel_reported() {
     assert_eq!(inserted, want, "{found:?}");
     // The day directory, `sessions` (a new year in it), and the three new ones.
     assert_eq!(found.dirs_listed, 5, "{found:?}");
+    assert_eq!(
+        found.dirs_checked, 5,
+        "it checked more than it listed: {found:?}"
+    );
     let (stored, _) = rt.read("test", load_seen).unwrap().unwrap();
     assert!(stored.contains_key("sessions/2031/05/06"), "{stored:?}");
     // The new directories are within the racy window of a real clock, not of this
     // test's an-hour-later one, so they are trusted now and nothing is left to list.
     let settled = listing(&rt);
     assert_eq!(settled.dirs_listed, 0, "{settled:?}");
+
+    // A change that adds no row is still recorded, for the next process's walk.
+    let key = known_dir
+        .strip_prefix(dir.path())
+        .unwrap()
+        .to_str()
+        .unwrap();
+    let record = |rt: &StateDbHandle| {
+        let (stored, _) = rt.read("test", load_seen).unwrap().unwrap();
+        stored.get(key).cloned()
+    };
+    let before = record(&rt);
+    fs::write(known_dir.join("notes.txt"), b"not a rollout").unwrap();
+    let noted = listing(&rt);
+    assert_eq!(
+        (noted.dirs_listed, noted.inserted.len()),
+        (1, 0),
+        "{noted:?}"
+    );
+    assert_ne!(
+        record(&rt),
+        before,
+        "the directory's new signature was not recorded"
+    );
+}
+
+/// A rollout root created after the watch was armed (the first archive of a home) is
+/// walked by the next listing. Catches a watch that ignores the home's own entries.
+#[test]
+fn a_root_created_after_arming_is_walked() {
+    let (dir, _) = home(16, 2);
+    let archived = Root::Archived.dir(dir.path());
+    let _ = fs::remove_dir_all(&archived);
+    let rt = open(dir.path(), "reconcile-new-root");
+    armed(&rt);
+    let (other, others) = home(17, 1);
+    fs::create_dir(&archived).unwrap();
+    fs::copy(
+        &others[0].path,
+        archived.join(others[0].path.file_name().unwrap()),
+    )
+    .unwrap();
+    drop(other);
+    let found = listing(&rt);
+    assert_eq!(found.inserted, vec![others[0].id], "{found:?}");
 }
 
 /// Rows another connection deletes make the next listing walk and list everything (the
