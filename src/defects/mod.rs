@@ -161,11 +161,13 @@ pub trait Decisions: Send + Sync + 'static {
         true
     }
 
-    /// Whether a row naming a file outside the codex home is stale however well that
-    /// file's head verifies (a home moved or copied with its DB): never an answer, repaired
-    /// onto this home's rollout when there is one.
-    fn outside_home_path_is_stale(&self) -> bool {
-        true
+    /// Whether a row of thread `id` naming `path`, a file outside the codex home (a home
+    /// moved or copied with its DB), may be answered. Never in the reference: such a row is
+    /// stale however well that file's head verifies, and is repaired onto this home's
+    /// rollout when there is one.
+    fn accepts_outside_home_file(&self, path: &Path, id: uuid::Uuid) -> bool {
+        let _ = (path, id);
+        false
     }
 
     /// Whether recovery keeps the damaged DB as a backup (instead of deleting it).

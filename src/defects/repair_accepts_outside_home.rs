@@ -3,13 +3,19 @@
 //! lookups and listings answer the other home's file and the row is never repaired onto
 //! this home's rollout (Codex's behaviour: it only checks the head).
 
+use std::path::Path;
+
+use uuid::Uuid;
+
 use super::{Decisions, Defect, ExpectedKill};
+use crate::rollout::head::read_session_meta_head;
 
 pub struct RepairAcceptsOutsideHome;
 
 impl Decisions for RepairAcceptsOutsideHome {
-    fn outside_home_path_is_stale(&self) -> bool {
-        false
+    /// Accepted when the file exists and its head names the thread.
+    fn accepts_outside_home_file(&self, path: &Path, id: Uuid) -> bool {
+        matches!(read_session_meta_head(path), Ok(head) if head.thread_id() == Some(id))
     }
 }
 

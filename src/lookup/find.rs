@@ -234,7 +234,8 @@ fn ask_db(ctx: &Arc<ProcessContext>, rt: &StateDbHandle, uuid: Uuid, scope: Scop
         };
     };
     let db_path = in_scope.rollout_path.clone();
-    if root_of(rt.codex_home(), &db_path).is_none() && ctx.decisions().outside_home_path_is_stale()
+    if root_of(rt.codex_home(), &db_path).is_none()
+        && !ctx.decisions().accepts_outside_home_file(&db_path, uuid)
     {
         // A home moved or copied with its DB: the row names a file of another home (or
         // no rollout root at all). Never an answer, however well its head verifies.

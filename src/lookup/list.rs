@@ -217,7 +217,7 @@ fn list_db(
             let accepted = if inside {
                 serves_row(&row.rollout_path, row.id, req.archived, rt.codex_home())
             } else {
-                !decisions.outside_home_path_is_stale() && head_names(&row.rollout_path, row.id)
+                decisions.accepts_outside_home_file(&row.rollout_path, row.id)
             };
             if accepted {
                 page.items.push(item(
@@ -380,11 +380,6 @@ fn serves_row(path: &Path, id: Uuid, archived: bool, codex_home: &Path) -> bool 
     path.is_file()
         && path.starts_with(root.dir(codex_home))
         && !matches!(read_session_meta_head(path), Ok(head) if head.thread_id().is_some_and(|h| h != id))
-}
-
-/// Whether the file at `path` exists and its head names thread `id`.
-fn head_names(path: &Path, id: Uuid) -> bool {
-    matches!(read_session_meta_head(path), Ok(head) if head.thread_id() == Some(id))
 }
 
 /// Several files can claim one thread (a copy restored next to the original): the file
