@@ -304,6 +304,49 @@ mod tests {
         .unwrap()
     }
 
+    /// A damaged DB that needs a migration is refused before anything is written to it, so
+    /// that recovery can keep it exactly as it was. Catches a migration that checks the
+    /// tables of an empty DB only.
+    #[test]
+    fn a_damaged_db_needing_a_migration_is_refused_unwritten() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state_5.sqlite");
+        let (root, page_size) = {
+            let mut conn = open(&path);
+            migrate(&mut conn, &path, Variant::Reference).unwrap();
+            conn.execute_batch(&format!("DROP TABLE {LEASE_TABLE}"))
+                .unwrap();
+            conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+                .unwrap();
+            let root: usize = conn
+                .query_row(
+                    "SELECT rootpage FROM sqlite_master WHERE name = 'threads'",
+                    [],
+                    |r| r.get(0),
+                )
+                .unwrap();
+            let size: usize = conn
+                .query_row("PRAGMA page_size", [], |r| r.get(0))
+                .unwrap();
+            (root, size)
+        };
+        let mut bytes = std::fs::read(&path).unwrap();
+        let start = (root - 1) * page_size;
+        bytes[start..start + page_size].fill(0xAB);
+        std::fs::write(&path, &bytes).unwrap();
+
+        let mut conn = open(&path);
+        let err = migrate(&mut conn, &path, Variant::Reference)
+            .expect_err("a damaged threads table was migrated");
+        drop(conn);
+        assert!(err.to_string().contains("corrupt"), "{err}");
+        assert_eq!(
+            std::fs::read(&path).unwrap(),
+            bytes,
+            "the damaged DB was written"
+        );
+    }
+
     #[test]
     fn an_up_to_date_db_migrates_without_taking_the_write_lock() {
         let dir = tempfile::tempdir().unwrap();
