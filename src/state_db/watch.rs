@@ -302,6 +302,29 @@ mod tests {
         assert!(why.explain().contains("wedged"), "{}", why.explain());
     }
 
+    /// A Codex owner has no owner row: its heartbeat is `backfill_state.updated_at`, in
+    /// seconds, so an owner that touches the row once a second is alive. Catches a
+    /// heartbeat read in the wrong unit (one that advances once in a thousand seconds).
+    #[test]
+    fn a_codex_owner_touching_the_row_each_second_is_alive() {
+        let codex = |updated_at| BackfillState {
+            status: BackfillStatus::Running,
+            last_watermark: Some("a".into()),
+            updated_at,
+            row_present: true,
+            ..BackfillState::default()
+        };
+        let t0 = Instant::now();
+        let mut w = OwnerWatch::new(t0);
+        w.observe(&codex(1_700_000_000), t0);
+        w.observe(&codex(1_700_000_001), t0 + Duration::from_millis(500));
+        let why = w.give_up(t0 + Duration::from_secs(1), &timings());
+        assert!(
+            matches!(why, GiveUp::NoProgress { alive: true, .. }),
+            "{why:?}"
+        );
+    }
+
     #[test]
     fn a_silent_owner_is_not_called_alive() {
         let t0 = Instant::now();
