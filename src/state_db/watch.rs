@@ -352,6 +352,24 @@ mod tests {
         assert!(why.explain().contains("still making progress"));
     }
 
+    /// An owner that made progress and then stalled for a whole stall limit is given up as
+    /// stalled, not as still progressing. Catches a verdict that calls any owner that ever
+    /// progressed "still making progress".
+    #[test]
+    fn progress_then_a_full_stall_is_a_stall() {
+        let t0 = Instant::now();
+        let mut w = OwnerWatch::new(t0);
+        w.observe(&state(Some("a"), 1), t0);
+        w.observe(&state(Some("b"), 1), t0 + Duration::from_millis(800));
+        let at = w.deadline(&timings());
+        assert_eq!(at, t0 + Duration::from_millis(1800));
+        let why = w.give_up(at, &timings());
+        assert!(
+            matches!(why, GiveUp::NoProgress { alive: false, .. }),
+            "{why:?}"
+        );
+    }
+
     #[test]
     fn the_first_read_is_a_baseline_not_progress() {
         let t0 = Instant::now();
