@@ -2,7 +2,9 @@
 //! seeded-bug variant, and judge each failing scenario (see [`verdict`]): a kill counts
 //! only when it is expected, for the expected reason, on a scenario the reference passes,
 //! and reproduced. A variant without a kill is a gap in the catalog; any other verdict
-//! (reference failure, flaky, unexpected, wrong reason, missed) fails the run.
+//! (reference failure, flaky, unexpected, wrong reason, missed) fails the run, except a
+//! one-off failure of a scenario declared `timing_dependent` that the variant does not
+//! name: that is shown as noise.
 
 mod render;
 pub mod verdict;
@@ -151,10 +153,11 @@ pub async fn kill_matrix(
             .collect();
         let expected = v.expected_kills();
         let mut verdicts = Vec::new();
-        for (r, o) in reference.iter().zip(&first) {
+        for ((entry, r), o) in entries.iter().zip(&reference).zip(&first) {
             let key = scenario_key(&o.file);
             let wanted = expected.iter().find(|e| e.scenario == key);
-            if let Some(verdict) = judge(wanted, r, o, second.get(&key)) {
+            let timing_dependent = entry.scenario.timing_dependent.is_some();
+            if let Some(verdict) = judge(wanted, r, o, second.get(&key), timing_dependent) {
                 verdicts.push(ScenarioVerdict {
                     scenario: key,
                     verdict,

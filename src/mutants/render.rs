@@ -1,6 +1,7 @@
 //! The kill matrix as a terminal table: per variant its kills, then every verdict that is
 //! not a kill, then the reference's failures and one closing line.
 
+use super::verdict::Verdict;
 use super::KillMatrix;
 
 pub fn render(m: &KillMatrix) -> String {
@@ -28,7 +29,11 @@ pub fn render(m: &KillMatrix) -> String {
             v.kills,
             v.wall_ms as f64 / 1000.0
         ));
-        for p in v.problems() {
+        let noted = v
+            .verdicts
+            .iter()
+            .filter(|p| matches!(p.verdict, Verdict::Noise { .. }));
+        for p in v.problems().chain(noted) {
             let line = p.verdict.failure().unwrap_or("passed");
             s.push_str(&format!(
                 "{:<width$}    {}: {} — {line}\n",

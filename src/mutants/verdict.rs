@@ -23,6 +23,13 @@ pub enum Verdict {
         failure: String,
         second: Option<String>,
     },
+    /// A scenario that declares its outcome depends on scheduling (`timing_dependent`),
+    /// which the variant does not name, failed once and not again: scheduling noise. Shown,
+    /// never a kill and never a problem (an expected killer that flakes stays `Flaky`).
+    Noise {
+        failure: String,
+        second: Option<String>,
+    },
     /// Failed reproducibly, but the variant does not name this scenario as a killer.
     Unexpected { failure: String },
     /// An expected killer that failed for another reason than the one expected.
@@ -37,9 +44,9 @@ impl Verdict {
         matches!(self, Verdict::Killed { .. })
     }
 
-    /// Whether this verdict fails the matrix run (everything but a kill).
+    /// Whether this verdict fails the matrix run (everything but a kill or noise).
     pub fn is_problem(&self) -> bool {
-        !self.is_kill()
+        !matches!(self, Verdict::Killed { .. } | Verdict::Noise { .. })
     }
 
     /// A short label for tables.
@@ -48,6 +55,7 @@ impl Verdict {
             Verdict::Killed { .. } => "killed",
             Verdict::ReferenceFailed { .. } => "reference fails too",
             Verdict::Flaky { .. } => "flaky",
+            Verdict::Noise { .. } => "noise (timing-dependent, not reproduced)",
             Verdict::Unexpected { .. } => "unexpected kill",
             Verdict::WrongReason { .. } => "wrong reason",
             Verdict::Missed { .. } => "missed",
@@ -60,6 +68,7 @@ impl Verdict {
             Verdict::Killed { failure }
             | Verdict::ReferenceFailed { failure }
             | Verdict::Flaky { failure, .. }
+            | Verdict::Noise { failure, .. }
             | Verdict::Unexpected { failure }
             | Verdict::WrongReason { failure, .. } => Some(failure),
             Verdict::Missed { .. } => None,
@@ -79,12 +88,14 @@ pub fn first_failure(o: &ScenarioOutcome) -> Option<String> {
 
 /// Judges one scenario on one variant. `expected` is the variant's entry for this scenario
 /// (if it names it), `reference` the reference's run with the same seed, `first` the
-/// variant's run and `second` its re-run (made only when `first` failed).
+/// variant's run and `second` its re-run (made only when `first` failed);
+/// `timing_dependent` whether the scenario declares that scheduling decides its outcome.
 pub fn judge(
     expected: Option<&ExpectedKill>,
     reference: &ScenarioOutcome,
     first: &ScenarioOutcome,
     second: Option<&ScenarioOutcome>,
+    timing_dependent: bool,
 ) -> Option<Verdict> {
     let Some(failure) = first_failure(first) else {
         return expected.map(|e| Verdict::Missed {
@@ -101,9 +112,16 @@ pub fn judge(
         (_, None) => false,
     };
     if !reproduced {
-        return Some(Verdict::Flaky {
-            failure,
-            second: again,
+        return Some(if expected.is_none() && timing_dependent {
+            Verdict::Noise {
+                failure,
+                second: again,
+            }
+        } else {
+            Verdict::Flaky {
+                failure,
+                second: again,
+            }
         });
     }
     Some(match expected {
@@ -155,6 +173,7 @@ mod tests {
             &outcome(&[]),
             &outcome(&[WHY]),
             Some(&outcome(&[WHY])),
+            false,
         );
         assert_eq!(
             v,
@@ -171,6 +190,7 @@ mod tests {
             &outcome(&[WHY]),
             &outcome(&[WHY]),
             Some(&outcome(&[WHY])),
+            false,
         );
         assert!(matches!(v, Some(Verdict::ReferenceFailed { .. })), "{v:?}");
         assert!(!v.unwrap().is_kill());
@@ -183,6 +203,7 @@ mod tests {
             &outcome(&[]),
             &outcome(&[WHY]),
             Some(&outcome(&[])),
+            false,
         );
         assert_eq!(
             v,
@@ -191,8 +212,39 @@ mod tests {
                 second: None
             })
         );
-        let v = judge(None, &outcome(&[]), &outcome(&["x"]), None);
+        let v = judge(None, &outcome(&[]), &outcome(&["x"]), None, false);
         assert!(matches!(v, Some(Verdict::Flaky { .. })), "{v:?}");
+    }
+
+    /// A timing-dependent scenario that no variant names, failing once and not again, is
+    /// noise: shown, not a problem. The same flake of an expected killer stays flaky.
+    #[test]
+    fn a_timing_dependent_flake_nobody_expected_is_noise() {
+        let v = judge(
+            None,
+            &outcome(&[]),
+            &outcome(&["x"]),
+            Some(&outcome(&[])),
+            true,
+        );
+        assert!(matches!(v, Some(Verdict::Noise { .. })), "{v:?}");
+        assert!(!v.as_ref().unwrap().is_problem() && !v.unwrap().is_kill());
+        let v = judge(
+            Some(&EXPECT),
+            &outcome(&[]),
+            &outcome(&[WHY]),
+            Some(&outcome(&[])),
+            true,
+        );
+        assert!(matches!(v, Some(Verdict::Flaky { .. })), "{v:?}");
+        let v = judge(
+            None,
+            &outcome(&[]),
+            &outcome(&["x"]),
+            Some(&outcome(&["x"])),
+            true,
+        );
+        assert!(matches!(v, Some(Verdict::Unexpected { .. })), "{v:?}");
     }
 
     #[test]
@@ -202,6 +254,7 @@ mod tests {
             &outcome(&[]),
             &outcome(&["boom"]),
             Some(&outcome(&["boom"])),
+            false,
         );
         assert_eq!(
             v,
@@ -219,14 +272,15 @@ mod tests {
             &outcome(&[]),
             &outcome(&["fault coverage: never fired"]),
             Some(&outcome(&["fault coverage: never fired"])),
+            false,
         );
         assert!(matches!(v, Some(Verdict::WrongReason { .. })), "{v:?}");
     }
 
     #[test]
     fn an_expected_killer_that_passes_is_missed_and_a_pass_is_no_verdict() {
-        let v = judge(Some(&EXPECT), &outcome(&[]), &outcome(&[]), None);
+        let v = judge(Some(&EXPECT), &outcome(&[]), &outcome(&[]), None, false);
         assert!(matches!(v, Some(Verdict::Missed { .. })), "{v:?}");
-        assert_eq!(judge(None, &outcome(&[]), &outcome(&[]), None), None);
+        assert_eq!(judge(None, &outcome(&[]), &outcome(&[]), None, false), None);
     }
 }
