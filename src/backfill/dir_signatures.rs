@@ -18,7 +18,7 @@ use rustc_hash::FxHashMap;
 use rustix::fs::{openat, statat, AtFlags, FileType, Mode, OFlags, CWD};
 
 use super::dir_watch::DirWatch;
-use crate::rollout::layout::{is_rollout_file_name, Root};
+use crate::rollout::layout::{is_rollout_file_name, root_of, Root};
 
 /// Directory signature: `(mtime_ns, ctime_ns)`; `None` when it must be listed next time.
 pub type Signature = Option<(i128, i128)>;
@@ -209,10 +209,8 @@ pub fn relist(
         })
         .collect();
     while let Some((key, parent, is_new)) = queue.pop() {
-        let root = Root::ALL
-            .into_iter()
-            .find(|r| key.split('/').next() == Some(r.subdir()))?;
         let path = home.join(&key);
+        let root = root_of(home, &path)?;
         if is_new && !watch.add(&path, &key) {
             out.watch_incomplete = true;
         }

@@ -23,17 +23,15 @@
 //! lookup's verified read-repair. Rollout files are only read.
 
 use std::collections::{HashMap, HashSet};
-
-use rustc_hash::FxHashSet;
 use std::path::{Path, PathBuf};
 
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
+use rustc_hash::FxHashSet;
 use serde_json::json;
 use uuid::Uuid;
 
 use crate::rollout::head::read_session_meta_head;
-use crate::rollout::layout::parse_rollout_file_name;
-use crate::rollout::layout::Root;
+use crate::rollout::layout::{parse_rollout_file_name, Root};
 use crate::rollout::metadata::extract_metadata;
 use crate::state::{threads, StateDbHandle, StateError};
 use crate::thread::ThreadMetadata;
@@ -204,8 +202,17 @@ fn reconcile_walking(
 ) -> Result<ReconcileOutcome, StateError> {
     let mut outcome = ReconcileOutcome::default();
     let home = rt.codex_home().to_path_buf();
-    // Read before anything else: a commit by another connection after this point shows.
-    let data_version = rt.data_version()?;
+    let mut watch = if arm {
+        DirWatch::new(&home, root_names())
+    } else {
+        None
+    };
+    // Only a watch needs it; read before anything else, so that a commit by another
+    // connection after this point shows in the next listing.
+    let data_version = match watch {
+        Some(_) => rt.data_version()?,
+        None => 0,
+    };
     let seen = rt.read("reconcile", load_seen)?;
     let rows_now = rt.thread_count()?;
     let first_run = seen.is_none();
@@ -216,11 +223,6 @@ fn reconcile_walking(
     // On its first run, startup only records what is there.
     let prime_only = first_run && mode == ReconcileMode::Startup;
     outcome.full = full;
-    let mut watch = if arm {
-        DirWatch::new(&home, root_names())
-    } else {
-        None
-    };
     let walked = dir_signatures::walk(
         &home,
         &stored,
@@ -348,14 +350,14 @@ fn rows_to_index(
     candidates: &[(PathBuf, Root)],
     outcome: &mut ReconcileOutcome,
 ) -> Result<Vec<ThreadMetadata>, StateError> {
-    let known: HashMap<Uuid, PathBuf> = if candidates.is_empty() {
+    if candidates.is_empty() {
         return Ok(Vec::new());
-    } else {
-        rt.all_threads()?
-            .into_iter()
-            .map(|r| (r.id, r.rollout_path))
-            .collect()
-    };
+    }
+    let known: HashMap<Uuid, PathBuf> = rt
+        .all_threads()?
+        .into_iter()
+        .map(|r| (r.id, r.rollout_path))
+        .collect();
     // A file is indexed when the row of the thread its name carries points at it (a row
     // of another thread pointing there — a stale row — does not count).
     let known_pairs: HashSet<(Uuid, &Path)> =

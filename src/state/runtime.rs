@@ -8,7 +8,7 @@
 
 use std::any::Any;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags, Transaction};
@@ -169,18 +169,18 @@ impl StateRuntime {
     /// Takes the listing reconcile's memory out of the handle (one listing uses it at a
     /// time; a concurrent one walks without it).
     pub fn take_listing_memo(&self) -> Option<Box<dyn Any + Send>> {
-        match self.listing_memo.lock() {
-            Ok(mut g) => g.take(),
-            Err(poisoned) => poisoned.into_inner().take(),
-        }
+        self.listing_memo
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
     }
 
     /// Puts the listing reconcile's memory back for the next listing.
     pub fn put_listing_memo(&self, memo: Box<dyn Any + Send>) {
-        match self.listing_memo.lock() {
-            Ok(mut g) => *g = Some(memo),
-            Err(poisoned) => *poisoned.into_inner() = Some(memo),
-        }
+        *self
+            .listing_memo
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(memo);
     }
 
     /// `PRAGMA data_version` of the main connection: it changes when another connection
