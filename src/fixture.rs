@@ -73,6 +73,37 @@ impl Default for FixtureOptions {
     }
 }
 
+impl FixtureOptions {
+    /// `threads` active and `archived` archived rollouts from `seed`, at the default base
+    /// time unless so many threads, spaced hours apart going back from it, would reach
+    /// before 1970 (about 170,000): then the base moves forward just enough.
+    pub fn sized(threads: usize, archived: usize, seed: u64) -> Self {
+        let mut opts = FixtureOptions {
+            threads,
+            archived,
+            seed,
+            ..FixtureOptions::default()
+        };
+        let span_ms = oldest_age_ms(opts.total());
+        if opts.base_time.timestamp_millis() < span_ms {
+            opts.base_time = DateTime::from_timestamp_millis(span_ms).unwrap_or(opts.base_time);
+        }
+        opts
+    }
+
+    fn total(&self) -> usize {
+        self.threads.saturating_add(self.archived)
+    }
+}
+
+/// The greatest age a thread of a home of `total` can have: its spacing plus the jitter.
+fn oldest_age_ms(total: usize) -> i64 {
+    i64::try_from(total)
+        .unwrap_or(i64::MAX)
+        .saturating_mul(THREAD_SPACING_MINUTES * 60_000)
+        .saturating_add(JITTER_MS)
+}
+
 /// One generated thread.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FixtureThread {
@@ -96,10 +127,21 @@ struct SessionIndexLine<'a> {
 /// Thread `i` is created at `base_time − i×3h37m − jitter (< 10 min)`, with a UUIDv7 id
 /// carrying that time and random bits from a `ChaCha8Rng` seeded with `opts.seed`.
 pub fn generate_home(codex_home: &Path, opts: &FixtureOptions) -> io::Result<Vec<FixtureThread>> {
+    // Checked before any file is written, so a home that cannot fit leaves nothing behind.
+    if opts.base_time.timestamp_millis() < oldest_age_ms(opts.total()) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "{} threads spaced {THREAD_SPACING_MINUTES} minutes apart do not fit between 1970 and the base time {}; use FixtureOptions::sized, which moves the base forward",
+                opts.total(),
+                opts.base_time.to_rfc3339_opts(SecondsFormat::Secs, true)
+            ),
+        ));
+    }
     fs::create_dir_all(codex_home)?;
     crate::state::creation::mark_harness_home(codex_home)?;
     let mut rng = ChaCha8Rng::seed_from_u64(opts.seed);
-    let total = opts.threads.saturating_add(opts.archived);
+    let total = opts.total();
     let mut threads = Vec::with_capacity(total);
     let mut index = String::new();
     let mut newest_update = opts.base_time;
@@ -268,6 +310,37 @@ mod tests {
             seed: 42,
             ..FixtureOptions::default()
         }
+    }
+
+    #[test]
+    fn a_home_too_large_for_the_default_base_is_refused_before_any_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = dir.path().join("home");
+        let opts = FixtureOptions {
+            threads: 200_000,
+            ..FixtureOptions::default()
+        };
+        let err = generate_home(&home, &opts).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
+        assert!(err.to_string().contains("FixtureOptions::sized"), "{err}");
+        assert!(!home.exists(), "nothing may be written for a refused home");
+    }
+
+    #[test]
+    fn sized_keeps_small_homes_and_fits_a_million_after_1970() {
+        assert_eq!(FixtureOptions::sized(6, 2, 0), FixtureOptions::default());
+        let opts = FixtureOptions::sized(1_000_000, 5, 9);
+        assert!(opts.base_time > FixtureOptions::default().base_time);
+        let mut rng = ChaCha8Rng::seed_from_u64(opts.seed);
+        let (oldest, _) = thread_spec(&mut rng, opts.total() - 1, Root::Archived, &opts).unwrap();
+        assert!(oldest.created.timestamp_millis() >= 0);
+        // Just enough: one more spacing would not fit.
+        let one_more = FixtureOptions {
+            threads: 1_000_000 + 5 + 2,
+            archived: 0,
+            ..opts.clone()
+        };
+        assert!(one_more.base_time.timestamp_millis() < oldest_age_ms(one_more.total()));
     }
 
     #[test]

@@ -312,7 +312,12 @@ pub fn run_benchmarks(opts: &BenchOptions) -> BenchReport {
             Ok(f) => report.startup_gate.push(f),
             Err(e) => record("startup gate", &mut report.errors, e),
         }
-        match pages::measure(&ws, &mut home, opts.walk_samples(), &progress) {
+        match pages::measure(
+            &ws,
+            &mut home,
+            (report.lookup_samples, opts.walk_samples()),
+            &progress,
+        ) {
             Ok(f) => report.pages.push(f),
             Err(e) => record("pages", &mut report.errors, e),
         }

@@ -53,11 +53,15 @@ pub struct PageFigures {
     pub last_page_ms: Stat,
 }
 
-/// Measures both pages `samples` times each (after one untimed, checked round).
+/// Measures both pages `page_samples` times each on one handle, and a new handle's first
+/// two listings `handle_samples` times (each walks the home, so there are fewer of them).
+/// A page takes well under a millisecond, and a median of a handful of them moved with
+/// whatever else the machine did (×2.7 from 1k to 1M rollouts with 5 samples at load 4;
+/// flat with 1,000), so pages get as many samples as lookups.
 pub fn measure(
     ws: &Workspace,
     home: &mut BenchHome,
-    samples: usize,
+    (page_samples, handle_samples): (usize, usize),
     progress: &Progress,
 ) -> Result<PageFigures, String> {
     progress.note(format!("pages: {} rollouts", home.size));
@@ -87,10 +91,10 @@ pub fn measure(
         let (page, took) = timed(|| list_threads(Some(&handle), &home.codex_home, req));
         Ok((page.map_err(|e| format!("listing failed: {e}"))?, took))
     };
-    let mut first_ms = Vec::with_capacity(samples);
-    let mut last_ms = Vec::with_capacity(samples);
+    let mut first_ms = Vec::with_capacity(page_samples);
+    let mut last_ms = Vec::with_capacity(page_samples);
     // Two untimed rounds: the handle's first listing walks, its second arms the watch.
-    for round in 0..samples.max(1) + 2 {
+    for round in 0..page_samples.max(1) + 2 {
         let (a, took_first) = page(&first)?;
         check(&a, true, None)?;
         let (b, took_last) = page(&last)?;
@@ -102,10 +106,10 @@ pub fn measure(
     }
     // One handle per process: the long-lived one goes before the new ones open.
     drop(handle);
-    let mut new_handle_ms = Vec::with_capacity(samples);
-    let mut arming_ms = Vec::with_capacity(samples);
+    let mut new_handle_ms = Vec::with_capacity(handle_samples);
+    let mut arming_ms = Vec::with_capacity(handle_samples);
     let mut rollout_dirs = 0;
-    for round in 0..=samples.max(1) {
+    for round in 0..=handle_samples.max(1) {
         let handle = try_init(&ctx, &home.config(&sqlite_home))
             .map_err(|e| format!("cannot open the complete DB: {e}"))?
             .handle;

@@ -18,9 +18,6 @@ use crate::timing::Timings;
 
 use super::stats::timed;
 
-/// Upper bound of the fixture's spacing between two threads (3 h 37 min plus jitter).
-const FIXTURE_SPACING_MS: i64 = 4 * 3_600_000;
-
 /// Seed of every benchmark home (the same seed writes the same bytes, run after run).
 pub const BENCH_SEED: u64 = 20_561;
 
@@ -60,19 +57,7 @@ impl Workspace {
     /// Generates the home of `size` active rollouts (once per run).
     pub fn generate(&self, size: usize) -> std::io::Result<BenchHome> {
         let codex_home = self.dir.path().join(format!("home-{size}"));
-        let mut opts = FixtureOptions {
-            threads: size,
-            archived: 0,
-            seed: BENCH_SEED,
-            ..FixtureOptions::default()
-        };
-        // The fixture spaces threads hours apart going back from its base time; a home
-        // too large to fit after 1970 (about 170,000 rollouts) moves its base forward.
-        let span_ms = (size as i64 + 2).saturating_mul(FIXTURE_SPACING_MS);
-        if opts.base_time.timestamp_millis() < span_ms {
-            opts.base_time =
-                chrono::DateTime::from_timestamp_millis(span_ms).unwrap_or(opts.base_time);
-        }
+        let opts = FixtureOptions::sized(size, 0, BENCH_SEED);
         let (threads, took) = timed(|| generate_home(&codex_home, &opts));
         Ok(BenchHome {
             size,

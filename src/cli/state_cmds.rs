@@ -113,12 +113,7 @@ pub fn fixture(args: FixtureArgs) -> ExitCode {
             ));
         }
     }
-    let opts = FixtureOptions {
-        threads: args.threads,
-        archived: args.archived,
-        seed: args.seed,
-        ..FixtureOptions::default()
-    };
+    let opts = FixtureOptions::sized(args.threads, args.archived, args.seed);
     match generate_home(home, &opts) {
         Ok(threads) => {
             println!(
