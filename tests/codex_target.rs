@@ -94,6 +94,14 @@ fn run_target_codex_reports_in_the_reference_shape_plus_target() {
     assert_eq!(out.status.code(), Some(1));
     let bundle = s[1]["bundle"].as_str().expect("bundle");
     assert!(Path::new(bundle).join("codex-stderr.txt").is_file());
+    // Its replay command runs Codex again (`replay` drives the reference only).
+    let replay = s[1]["replay"].as_str().expect("replay");
+    assert_eq!(
+        replay,
+        "statedb-harness run scenarios/lookup_stale_row_other_thread.toml --target codex --seed 1 --keep"
+    );
+    let replay_txt = std::fs::read_to_string(Path::new(bundle).join("REPLAY.txt")).unwrap();
+    assert!(replay_txt.contains(replay), "{replay_txt}");
     let _ = std::fs::remove_dir_all(bundle);
 }
 

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use statedb_harness::mutants::{kill_matrix, Verdict};
 use statedb_harness::scenario::catalog::Entry;
 use statedb_harness::scenario::model::Scenario;
+use statedb_harness::scenario::runner::RunOptions;
 use statedb_harness::variant::Variant;
 
 const FAILS_ON_REFERENCE: &str = r#"
@@ -34,10 +35,15 @@ fn a_scenario_failing_on_the_reference_kills_nothing() {
         scenario: Scenario::load(&killer_file).unwrap_or_else(|e| panic!("{e}")),
         file: killer_file,
     };
+    let work = tempfile::tempdir().unwrap();
+    let opts = RunOptions {
+        work_dir: Some(work.path().to_path_buf()),
+        ..common::scenario_options(7)
+    };
     let rt = tokio::runtime::Runtime::new().unwrap();
     let m = rt.block_on(kill_matrix(
         &[bad, killer],
-        &common::scenario_options(7),
+        &opts,
         &[Variant::ListTimestampCursor],
         2,
     ));
@@ -65,4 +71,7 @@ fn a_scenario_failing_on_the_reference_kills_nothing() {
     );
     assert_eq!(row.kills, 1, "only the expected killer counts");
     assert!(!m.is_clean(), "a reference failure must fail the run");
+    // Its failures are expected and reported in the matrix: no run directory stays behind.
+    let left: Vec<_> = std::fs::read_dir(work.path()).unwrap().collect();
+    assert!(left.is_empty(), "run directories left behind: {left:?}");
 }

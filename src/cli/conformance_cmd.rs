@@ -11,7 +11,7 @@ use clap::Args;
 use super::usage_error;
 use crate::codex::CodexBin;
 use crate::scenario::catalog::{self, Entry};
-use crate::scenario::runner::RunOptions;
+use crate::scenario::runner::{Bundles, RunOptions};
 use crate::target::conformance::{self, Matrix};
 use crate::target::{run_all, CodexTarget, Target};
 
@@ -63,9 +63,12 @@ pub fn conformance(args: ConformanceArgs) -> ExitCode {
         Ok(c) => Arc::new(c),
         Err(e) => return usage_error(e.to_string()),
     };
+    // The matrix records every failure line; a failing cell's run directory is one
+    // `replay <file> --variant codex-<version>` away, so none is left behind here.
     let opts = RunOptions {
         seed: args.seed,
         worker_binary: std::env::current_exe().ok(),
+        bundles: Bundles::Never,
         ..RunOptions::default()
     };
     let rt = match tokio::runtime::Builder::new_multi_thread()

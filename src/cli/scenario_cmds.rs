@@ -15,7 +15,7 @@ use crate::layer::ReferenceLayer;
 use crate::scenario::catalog::{self, Entry, Shard};
 use crate::scenario::report::{self, first_difference, normalized_events, Format};
 use crate::scenario::roles::worker_main;
-use crate::scenario::runner::{RunOptions, ScenarioOutcome, Status};
+use crate::scenario::runner::{Bundles, RunOptions, ScenarioOutcome, Status};
 use crate::target::{CodexTarget, Target};
 use crate::variant::Variant;
 
@@ -155,7 +155,11 @@ pub fn run(args: RunArgs) -> ExitCode {
         seed,
         variant: args.variant,
         worker_binary: worker_binary(),
-        keep: args.keep,
+        bundles: if args.keep {
+            Bundles::Always
+        } else {
+            Bundles::OnFailure
+        },
         work_dir: args.work_dir.clone(),
     };
     let rt = match runtime() {
@@ -310,7 +314,7 @@ pub fn replay(args: ReplayArgs) -> ExitCode {
         seed: args.seed,
         variant: args.variant,
         worker_binary: worker_binary(),
-        keep: true,
+        bundles: Bundles::Always,
         work_dir: args.work_dir,
     };
     let rt = match runtime() {

@@ -21,7 +21,7 @@ pub use verdict::{judge, ExpectedKill, Verdict};
 
 use crate::layer::ReferenceLayer;
 use crate::scenario::catalog::{run_all, Entry};
-use crate::scenario::runner::{RunOptions, ScenarioOutcome, Status};
+use crate::scenario::runner::{Bundles, RunOptions, ScenarioOutcome, Status};
 use crate::variant::Variant;
 
 /// One scenario's verdict on one variant.
@@ -103,17 +103,10 @@ async fn run_with(
 ) -> Vec<ScenarioOutcome> {
     let opts = RunOptions {
         variant,
-        keep: false,
+        bundles: Bundles::Never,
         ..base.clone()
     };
-    let outcomes = run_all(Arc::new(ReferenceLayer), entries, &opts, jobs, |_| {}).await;
-    // Failing runs keep their directories as bundles; here they are expected.
-    for o in &outcomes {
-        if let Some(b) = &o.bundle {
-            let _ = std::fs::remove_dir_all(b);
-        }
-    }
-    outcomes
+    run_all(Arc::new(ReferenceLayer), entries, &opts, jobs, |_| {}).await
 }
 
 /// Runs `entries` against the reference and each of `variants` (in that order), re-running

@@ -157,6 +157,7 @@ mod tests {
             bundle: None,
             events: vec![],
             not_observed: vec![],
+            ran_on: crate::scenario::runner::RanOn::Reference,
         }
     }
 

@@ -158,7 +158,6 @@ pub async fn run_all<L: StateLayer>(
             results[i] = Some(outcome);
         }
     }
-    crate::scenario::run_dir::finish_removals();
     results
         .into_iter()
         .zip(entries)
@@ -170,21 +169,10 @@ pub async fn run_all<L: StateLayer>(
 
 /// The outcome of a run that ended without reporting: a failure with `message`.
 fn crashed(entry: &Entry, opts: &RunOptions, message: String) -> ScenarioOutcome {
-    ScenarioOutcome {
-        name: entry.scenario.name.clone(),
-        file: entry.file.clone(),
-        status: Status::Fail,
-        seed: opts.seed,
-        variant: opts.variant.to_string(),
-        duration_ms: 0,
-        declared_wait_ms: 0,
-        failures: vec![message],
-        faults: Vec::new(),
-        skipped_reason: None,
-        bundle: None,
-        events: Vec::new(),
-        not_observed: Vec::new(),
-    }
+    let mut outcome = ScenarioOutcome::start(&entry.scenario, &entry.file, opts);
+    outcome.status = Status::Fail;
+    outcome.failures.push(message);
+    outcome
 }
 
 fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {

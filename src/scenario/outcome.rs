@@ -18,8 +18,8 @@ pub struct RunOptions {
     /// The binary process workers re-invoke (`<binary> worker --plan FILE`); `None` skips
     /// scenarios that need process workers.
     pub worker_binary: Option<PathBuf>,
-    /// Keep the run directory even when the scenario passes.
-    pub keep: bool,
+    /// Which run directories stay behind as bundles.
+    pub bundles: Bundles,
     /// Where run directories are created (default: the system temp dir).
     pub work_dir: Option<PathBuf>,
 }
@@ -30,8 +30,33 @@ impl Default for RunOptions {
             seed: 0,
             variant: Variant::Reference,
             worker_binary: None,
-            keep: false,
+            bundles: Bundles::OnFailure,
             work_dir: None,
+        }
+    }
+}
+
+/// Which run directories a run keeps (with its events, outcome and replay command) instead
+/// of removing them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Bundles {
+    /// A failing scenario's: what `run` does, so a failure can be inspected.
+    OnFailure,
+    /// Every scenario's (`run --keep`, `replay`).
+    Always,
+    /// None: runs whose failures are expected and reported by other means (the kill
+    /// matrix, the conformance matrix), which would otherwise leave a directory per
+    /// expected failure behind on every run.
+    Never,
+}
+
+impl Bundles {
+    /// Whether a run that ended in `status` keeps its directory.
+    pub fn keeps(self, status: Status) -> bool {
+        match self {
+            Bundles::OnFailure => status == Status::Fail,
+            Bundles::Always => true,
+            Bundles::Never => false,
         }
     }
 }
@@ -98,11 +123,34 @@ pub struct ScenarioOutcome {
     pub bundle: Option<PathBuf>,
     #[serde(skip)]
     pub events: Vec<Event>,
+    /// What ran it, for the command that replays it.
+    #[serde(skip)]
+    pub ran_on: RanOn,
+}
+
+/// What ran a scenario: the reference (any variant) through `replay`, or the real Codex,
+/// which only `run --target codex` drives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RanOn {
+    #[default]
+    Reference,
+    Codex {
+        /// The run included the scenarios that wait out Codex's startup wait.
+        slow: bool,
+    },
 }
 
 impl ScenarioOutcome {
     /// The one command that replays this run.
     pub fn replay_command(&self) -> String {
+        if let RanOn::Codex { slow } = self.ran_on {
+            return format!(
+                "statedb-harness run {} --target codex --seed {} --keep{}",
+                self.file.display(),
+                self.seed,
+                if slow { " --slow" } else { "" }
+            );
+        }
         let variant = if self.variant == "reference" {
             String::new()
         } else {
@@ -133,6 +181,7 @@ impl ScenarioOutcome {
             not_observed: Vec::new(),
             bundle: None,
             events: Vec::new(),
+            ran_on: RanOn::Reference,
         }
     }
 }

@@ -5,8 +5,6 @@
 //! catalog run waits for every removal before it returns ([`finish_removals`]).
 
 use std::path::Path;
-use std::sync::Mutex;
-use std::thread::JoinHandle;
 
 use super::model::Scenario;
 use super::outcome::{FaultCoverage, RunOptions, ScenarioOutcome};
@@ -66,28 +64,15 @@ pub(crate) fn build_home(sc: &Scenario, seed: u64, home: &mut HomeModel) -> Resu
     Ok(())
 }
 
-/// Run directories still being removed.
-static REMOVALS: Mutex<Vec<JoinHandle<()>>> = Mutex::new(Vec::new());
-
-/// Removes a finished run's directory on a thread of its own ([`finish_removals`] joins it).
-pub(crate) fn remove_in_background(dir: tempfile::TempDir) {
-    let handle = std::thread::spawn(move || drop(dir));
-    match REMOVALS.lock() {
-        Ok(mut pending) => pending.push(handle),
-        Err(_) => {
-            let _ = handle.join();
-        }
-    }
-}
-
-/// Waits until every run directory handed to [`remove_in_background`] is gone.
-pub fn finish_removals() {
-    let pending = REMOVALS
-        .lock()
-        .map(|mut p| std::mem::take(&mut *p))
-        .unwrap_or_default();
-    for handle in pending {
-        let _ = handle.join();
+/// Removes a finished run's directory on the blocking pool, so a large home's removal
+/// does not hold up the async workers of the scenarios still running.
+pub(crate) async fn remove_run_dir(dir: tempfile::TempDir) {
+    let removed = tokio::task::spawn_blocking(move || dir.close()).await;
+    if let Some(e) = match removed {
+        Ok(closed) => closed.err().map(|e| e.to_string()),
+        Err(e) => Some(e.to_string()),
+    } {
+        tracing::warn!("removing a run directory failed: {e}");
     }
 }
 

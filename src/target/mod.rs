@@ -32,6 +32,14 @@ impl Target {
         }
     }
 
+    /// A not-yet-run outcome of `sc` on this target.
+    pub fn start_outcome(&self, sc: &Scenario, file: &Path, opts: &RunOptions) -> ScenarioOutcome {
+        match self {
+            Target::Reference => ScenarioOutcome::start(sc, file, opts),
+            Target::Codex(t) => t.start_outcome(sc, file, opts),
+        }
+    }
+
     pub async fn run_scenario(
         &self,
         sc: &Scenario,
@@ -71,7 +79,7 @@ pub async fn run_all(
             Ok((_, (i, o))) => (i, o),
             Err(e) => {
                 let i = ids[&e.id()];
-                let mut o = ScenarioOutcome::start(&entries[i].scenario, &entries[i].file, opts);
+                let mut o = target.start_outcome(&entries[i].scenario, &entries[i].file, opts);
                 o.status = Status::Fail;
                 o.failures.push(format!("the scenario's task failed: {e}"));
                 (i, o)
@@ -80,6 +88,5 @@ pub async fn run_all(
         on_done(&outcome);
         results[i] = Some(outcome);
     }
-    crate::scenario::run_dir::finish_removals();
     results.into_iter().flatten().collect()
 }

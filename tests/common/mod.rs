@@ -184,11 +184,14 @@ pub fn delete_row(conn: &Connection, id: Uuid) -> usize {
         .expect("delete row")
 }
 
-/// Scenario run options with this crate's binary as the process-worker binary.
+/// Scenario run options with this crate's binary as the process-worker binary, and run
+/// directories (a failing run's bundle stays) under cargo's scratch directory for tests,
+/// `target/tmp`, not the system temp dir.
 pub fn scenario_options(seed: u64) -> statedb_harness::scenario::runner::RunOptions {
     statedb_harness::scenario::runner::RunOptions {
         seed,
         worker_binary: Some(PathBuf::from(env!("CARGO_BIN_EXE_statedb-harness"))),
+        work_dir: Some(Path::new(env!("CARGO_TARGET_TMPDIR")).join("scenario-runs")),
         ..Default::default()
     }
 }

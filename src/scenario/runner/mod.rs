@@ -32,10 +32,12 @@ use crate::observe::{
 };
 use crate::process::ProcessContext;
 use crate::rollout::layout::Root;
-pub use crate::scenario::outcome::{FaultCoverage, RunOptions, ScenarioOutcome, Status};
+pub use crate::scenario::outcome::{
+    Bundles, FaultCoverage, RanOn, RunOptions, ScenarioOutcome, Status,
+};
 use crate::scenario::run_dir::{add_never_injected, unfired};
 pub(crate) use crate::scenario::run_dir::{
-    build_home, collapse_repeats, make_run_dir, remove_in_background, write_bundle,
+    build_home, collapse_repeats, make_run_dir, remove_run_dir, write_bundle,
 };
 use crate::state::{threads, OpenMode, RuntimeOptions, StateRuntime};
 use crate::state_db::StateDbConfig;
@@ -111,12 +113,12 @@ pub async fn run_scenario<L: StateLayer>(
     if !outcome.failures.is_empty() {
         outcome.status = Status::Fail;
     }
-    if outcome.status == Status::Fail || opts.keep {
+    if opts.bundles.keeps(outcome.status) {
         let path = dir.keep();
         write_bundle(&path, &outcome, file);
         outcome.bundle = Some(path);
     } else {
-        remove_in_background(dir);
+        remove_run_dir(dir).await;
     }
     outcome
 }

@@ -16,7 +16,8 @@ use std::time::Instant;
 use crate::codex::{CodexBin, CodexError};
 use crate::scenario::model::Scenario;
 use crate::scenario::runner::{
-    collapse_repeats, make_run_dir, write_bundle, RunOptions, ScenarioOutcome, Status,
+    collapse_repeats, make_run_dir, remove_run_dir, write_bundle, RanOn, RunOptions,
+    ScenarioOutcome, Status,
 };
 
 /// The pinned (or given) Codex binary, its version, and whether slow scenarios run.
@@ -34,6 +35,14 @@ impl CodexTarget {
         Ok(CodexTarget { bin, version, slow })
     }
 
+    /// A not-yet-run outcome of `sc` on this Codex (named by its version).
+    pub fn start_outcome(&self, sc: &Scenario, file: &Path, opts: &RunOptions) -> ScenarioOutcome {
+        let mut outcome = ScenarioOutcome::start(sc, file, opts);
+        outcome.variant = format!("codex-{}", self.version);
+        outcome.ran_on = RanOn::Codex { slow: self.slow };
+        outcome
+    }
+
     pub async fn run_scenario(
         &self,
         sc: &Scenario,
@@ -41,8 +50,7 @@ impl CodexTarget {
         opts: &RunOptions,
     ) -> ScenarioOutcome {
         let started = Instant::now();
-        let mut outcome = ScenarioOutcome::start(sc, file, opts);
-        outcome.variant = format!("codex-{}", self.version);
+        let mut outcome = self.start_outcome(sc, file, opts);
         if let Some(reason) = support::unsupported(sc, opts.worker_binary.is_some()) {
             outcome.status = Status::Skip;
             outcome.skipped_reason = Some(reason);
@@ -74,11 +82,13 @@ impl CodexTarget {
         if !outcome.failures.is_empty() {
             outcome.status = Status::Fail;
         }
-        if outcome.status == Status::Fail || opts.keep {
+        if opts.bundles.keeps(outcome.status) {
             let path = dir.keep();
             let _ = std::fs::write(path.join("codex-stderr.txt"), &run.stderr_log);
             write_bundle(&path, &outcome, file);
             outcome.bundle = Some(path);
+        } else {
+            remove_run_dir(dir).await;
         }
         outcome
     }
