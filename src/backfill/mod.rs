@@ -113,16 +113,6 @@ fn read_ahead_workers() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
-/// The seeded per-batch heartbeat's one site: its failpoint fires where its refresh lives
-/// (each batch's checkpoint), so scenarios that inject into the heartbeat meet this variant
-/// too. An injected error ends only the refresh, as it ends the reference's timer thread.
-fn per_batch_heartbeat(ctx: &crate::process::ProcessContext) -> Result<(), StateError> {
-    match ctx.failpoint(Failpoint::BackfillHeartbeat) {
-        Err(e @ crate::failpoints::FailpointError::Killed { .. }) => Err(e.into()),
-        _ => Ok(()),
-    }
-}
-
 fn scan_and_index(
     rt: &StateDbHandle,
     timings: &Timings,
@@ -132,7 +122,7 @@ fn scan_and_index(
     let ctx = rt.context().clone();
     if heartbeat.is_none() {
         // The claim is the per-batch heartbeat's first refresh.
-        per_batch_heartbeat(&ctx)?;
+        ctx.decisions().refresh_at_batch(&ctx)?;
     }
     ctx.failpoint(Failpoint::BackfillAfterClaim)?;
     let lease_ms = timings.lease.as_millis() as i64;
@@ -169,7 +159,7 @@ fn scan_and_index(
             });
         }
         if heartbeat.is_none() {
-            per_batch_heartbeat(&ctx)?;
+            ctx.decisions().refresh_at_batch(&ctx)?;
         }
         // Read files outside the transaction; hold the write lock only for the inserts.
         let extracted: Vec<_> = batch

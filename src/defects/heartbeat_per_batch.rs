@@ -1,12 +1,25 @@
 //! Seeded bug `heartbeat-per-batch`: the lease heartbeat happens only per batch, so a slow batch loses the lease.
 
 use super::{Decisions, Defect, ExpectedKill};
+use crate::failpoints::{Failpoint, FailpointError};
+use crate::process::ProcessContext;
+use crate::state::StateError;
 
 pub struct HeartbeatPerBatch;
 
 impl Decisions for HeartbeatPerBatch {
     fn heartbeat_per_batch(&self) -> bool {
         true
+    }
+
+    /// The heartbeat's failpoint fires where this refresh lives (each batch's checkpoint),
+    /// so scenarios that inject into the heartbeat meet this variant too. An injected
+    /// error ends only the refresh, as it ends the reference's timer thread; a kill kills.
+    fn refresh_at_batch(&self, ctx: &ProcessContext) -> Result<(), StateError> {
+        match ctx.failpoint(Failpoint::BackfillHeartbeat) {
+            Err(e @ FailpointError::Killed { .. }) => Err(e.into()),
+            _ => Ok(()),
+        }
     }
 }
 

@@ -16,7 +16,7 @@ use rusqlite::TransactionBehavior;
 use std::sync::Arc;
 
 use crate::process::ProcessContext;
-use crate::state::StateDbHandle;
+use crate::state::{StateDbHandle, StateError};
 use crate::thread::ThreadMetadata;
 
 #[cfg(feature = "seeded-bugs")]
@@ -77,6 +77,12 @@ pub trait Decisions: Send + Sync + 'static {
     /// timer thread.
     fn heartbeat_per_batch(&self) -> bool {
         false
+    }
+
+    /// That per-batch refresh, run at the claim and at each batch's checkpoint when
+    /// [`Decisions::heartbeat_per_batch`] holds; the reference's timer thread needs none.
+    fn refresh_at_batch(&self, _ctx: &ProcessContext) -> Result<(), StateError> {
+        Ok(())
     }
 
     /// When the startup gate gives up on a live owner (`None`: never). The reference's
