@@ -92,6 +92,45 @@ pub struct ReadyPair {
     pub codex_failed: Option<String>,
 }
 
+/// Whether the reference is ahead of Codex on every side-by-side figure (`None`: none
+/// measured), and the detail. A concurrent-start run that Codex failed (its waiters giving
+/// up behind a slow first start) while the reference had all N ready is won by the
+/// reference and counted as such; any other missing ratio leaves the goal unmet.
+pub fn ahead_of_codex(sizes: &[CodexPeerFigures]) -> (Option<bool>, String) {
+    let codex_failures = sizes
+        .iter()
+        .flat_map(|f| &f.all_ready)
+        .filter(|a| a.codex_failed.is_some())
+        .count();
+    let ratios: Vec<Option<f64>> = sizes
+        .iter()
+        .flat_map(|f| {
+            [
+                f.first_start.ratio,
+                f.warm_read.ratio,
+                f.one_process_read.ratio,
+            ]
+            .into_iter()
+            .chain(
+                f.all_ready
+                    .iter()
+                    .filter(|a| a.codex_failed.is_none())
+                    .map(|a| a.ratio),
+            )
+        })
+        .collect();
+    let met = (!ratios.is_empty()).then(|| ratios.iter().all(|r| r.is_some_and(|r| r > 1.0)));
+    let smallest = ratios.iter().flatten().copied().min_by(f64::total_cmp);
+    let detail = match (smallest, codex_failures) {
+        (None, _) => "not measured".to_string(),
+        (Some(r), 0) => format!("smallest Codex/reference ratio {r:.1}"),
+        (Some(r), n) => format!(
+            "smallest Codex/reference ratio {r:.1}; Codex failed {n} concurrent-start run(s) the reference completed"
+        ),
+    };
+    (met, detail)
+}
+
 /// Locates Codex or says why the family is skipped.
 pub fn locate() -> Result<(CodexBin, String), String> {
     let bin = CodexBin::locate(None).map_err(|e| format!("no Codex binary: {e}"))?;
@@ -412,4 +451,61 @@ fn reference_reads(
         }
     }
     Ok((warm, cold))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pair(ratio: f64) -> Pair {
+        Pair::new("ms", vec![ratio], vec![1.0]).expect("pair")
+    }
+
+    fn figures(read_ratio: f64, ready: Vec<ReadyPair>) -> CodexPeerFigures {
+        CodexPeerFigures {
+            size: 10,
+            first_start: pair(20.0),
+            warm_read: pair(read_ratio),
+            one_process_read: pair(2.0),
+            all_ready: ready,
+        }
+    }
+
+    fn ready(procs: usize, codex_ms: Option<f64>) -> ReadyPair {
+        ReadyPair {
+            procs,
+            codex_ms,
+            reference_ms: 100.0,
+            ratio: codex_ms.map(|c| c / 100.0),
+            codex_failed: codex_ms
+                .is_none()
+                .then(|| "timed out after 30s".to_string()),
+        }
+    }
+
+    #[test]
+    fn a_codex_start_that_failed_where_the_reference_completed_is_won_and_named() {
+        let (met, detail) =
+            ahead_of_codex(&[figures(3.0, vec![ready(1, Some(900.0)), ready(2, None)])]);
+        assert_eq!(met, Some(true), "{detail}");
+        assert_eq!(
+            detail,
+            "smallest Codex/reference ratio 2.0; Codex failed 1 concurrent-start run(s) the reference completed"
+        );
+    }
+
+    #[test]
+    fn one_figure_where_codex_is_faster_fails_the_goal() {
+        let (met, detail) = ahead_of_codex(&[figures(0.5, vec![ready(1, Some(900.0))])]);
+        assert_eq!(met, Some(false));
+        assert_eq!(detail, "smallest Codex/reference ratio 0.5");
+    }
+
+    #[test]
+    fn a_ratio_that_could_not_be_formed_fails_the_goal() {
+        let mut ready = ready(4, Some(900.0));
+        ready.ratio = None;
+        assert_eq!(ahead_of_codex(&[figures(3.0, vec![ready])]).0, Some(false));
+        assert_eq!(ahead_of_codex(&[]), (None, "not measured".to_string()));
+    }
 }

@@ -569,34 +569,11 @@ fn goals(report: &BenchReport) -> Vec<Goal> {
         HARNESS_OVERHEAD_GOAL,
         "",
     ));
-    let codex_ratios: Vec<Option<f64>> = report
-        .peers
-        .codex
-        .sizes
-        .iter()
-        .flat_map(|f| {
-            [
-                f.first_start.ratio,
-                f.warm_read.ratio,
-                f.one_process_read.ratio,
-            ]
-            .into_iter()
-            .chain(f.all_ready.iter().map(|a| a.ratio))
-        })
-        .collect();
+    let (met, detail) = codex_peer::ahead_of_codex(&report.peers.codex.sizes);
     goals.push(Goal {
         name: "the reference ahead of Codex on every side-by-side figure".to_string(),
-        met: (!codex_ratios.is_empty())
-            .then(|| codex_ratios.iter().all(|r| r.is_some_and(|r| r > 1.0))),
-        detail: match codex_ratios
-            .iter()
-            .flatten()
-            .copied()
-            .min_by(f64::total_cmp)
-        {
-            Some(r) => format!("smallest Codex/reference ratio {r:.1}"),
-            None => "not measured".to_string(),
-        },
+        met,
+        detail,
     });
     let sizes = |from: usize, to: usize| (from < to).then_some((from, to));
     let lookup_sizes = report
