@@ -317,6 +317,33 @@ fn rows_deleted_elsewhere_or_a_removed_directory_fall_back_to_the_walk() {
     assert!(!stored.contains_key(key), "{key} still recorded");
 }
 
+/// A new process's first listing walks; when rows were deleted since the walk it
+/// recorded (another process pruned them), every directory is listed, not only the
+/// changed ones, so the deleted rows' files are indexed again. Catches a walk that
+/// trusts its records over a shrunken index.
+#[test]
+fn a_new_handle_after_rows_were_deleted_lists_everything() {
+    let (dir, threads) = home(17, 3);
+    let rt = open(dir.path(), "reconcile-rows-deleted");
+    backdate_dirs(&Root::Active.dir(dir.path()));
+    walking(&rt, an_hour_later()).unwrap();
+    let trusted = walking(&rt, an_hour_later()).unwrap();
+    assert!(
+        !trusted.full && trusted.dirs_listed == 0,
+        "an unchanged home lists nothing: {trusted:?}"
+    );
+    rt.extra_connection()
+        .unwrap()
+        .execute(
+            "DELETE FROM threads WHERE id = ?1",
+            [threads[0].id.to_string()],
+        )
+        .unwrap();
+    let healed = walking(&rt, an_hour_later()).unwrap();
+    assert!(healed.full && healed.dirs_listed > 0, "{healed:?}");
+    assert_eq!(healed.inserted, vec![threads[0].id], "{healed:?}");
+}
+
 /// Through the watch too, a directory changed within the racy window is listed again
 /// on every listing until its change is old enough to trust. Catches a watch that
 /// trusts a directory whose newest file may not have its head written yet.
