@@ -408,6 +408,29 @@ fn open_existing_on_an_incomplete_db_is_none_and_writes_nothing() {
     );
 }
 
+/// Opening without migrating still checks the tables are there: a complete DB whose
+/// `threads` table is gone is refused by name, not answered from, and left as it was.
+#[test]
+fn open_existing_refuses_a_db_without_its_threads_table() {
+    let (home, _) = home_with(1, 0);
+    let c = cfg(home.path());
+    drop(try_init(&ctx("p"), &c).unwrap());
+    let db = home.path().join(STATE_DB_FILENAME);
+    Connection::open(&db)
+        .unwrap()
+        .execute_batch("DROP TABLE threads")
+        .unwrap();
+    let before = std::fs::read(&db).unwrap();
+    match open_existing(&ctx("q"), &c) {
+        Err(e @ StateError::MissingSchema { table: "threads", .. }) => {
+            assert!(e.to_string().contains(&db.display().to_string()), "{e}")
+        }
+        Err(e) => panic!("expected MissingSchema for threads, got {e}"),
+        Ok(h) => panic!("opened a DB without threads: {}", h.is_some()),
+    }
+    assert_eq!(std::fs::read(&db).unwrap(), before);
+}
+
 #[test]
 fn a_second_handle_in_one_process_is_refused() {
     let (home, _) = home_with(1, 0);

@@ -262,6 +262,55 @@ fn later_listings_list_only_what_the_kernel_reported() {
     );
 }
 
+/// A rollout renamed into a watched directory (written elsewhere, then moved in: how
+/// a file lands atomically, and how Codex archives) is indexed by the next listing.
+/// Catches a watch blind to entries moved in.
+#[test]
+fn a_rollout_renamed_into_a_watched_directory_is_indexed() {
+    let (dir, threads) = home(18, 2);
+    let rt = open(dir.path(), "reconcile-moved-in");
+    backdate_dirs(&Root::Active.dir(dir.path()));
+    armed(&rt);
+    let (other, others) = home(19, 1);
+    let staged = dir.path().join("staged.jsonl");
+    fs::copy(&others[0].path, &staged).unwrap();
+    drop(other);
+    let known_dir = threads[0].path.parent().unwrap();
+    fs::rename(&staged, known_dir.join(others[0].path.file_name().unwrap())).unwrap();
+    let found = listing(&rt);
+    assert_eq!(found.inserted, vec![others[0].id], "{found:?}");
+    assert_eq!(found.dirs_listed, 1, "{found:?}");
+}
+
+/// A watched directory moved to another name is walked again under its new name, so a
+/// rollout added there afterwards is indexed and recorded under the new key. Catches a
+/// watch that keeps reporting a moved directory under its old name.
+#[test]
+fn a_watched_directory_moved_to_a_new_name_is_followed() {
+    let (dir, threads) = home(20, 2);
+    let rt = open(dir.path(), "reconcile-moved-dir");
+    backdate_dirs(&Root::Active.dir(dir.path()));
+    armed(&rt);
+    let old = threads[0].path.parent().unwrap().to_path_buf();
+    let new = old.with_file_name("31");
+    assert!(!new.exists(), "the fixture already has {}", new.display());
+    fs::rename(&old, &new).unwrap();
+    listing(&rt);
+    let (other, others) = home(21, 1);
+    fs::copy(
+        &others[0].path,
+        new.join(others[0].path.file_name().unwrap()),
+    )
+    .unwrap();
+    drop(other);
+    let found = listing(&rt);
+    assert_eq!(found.inserted, vec![others[0].id], "{found:?}");
+    let (stored, _) = rt.read("test", load_seen).unwrap().unwrap();
+    let key = |p: &Path| p.strip_prefix(dir.path()).unwrap().to_str().unwrap().to_string();
+    assert!(stored.contains_key(&key(&new)), "{stored:?}");
+    assert!(!stored.contains_key(&key(&old)), "{stored:?}");
+}
+
 /// A rollout root created after the watch was armed (the first archive of a home) is
 /// walked by the next listing. Catches a watch that ignores the home's own entries.
 #[test]

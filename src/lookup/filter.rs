@@ -11,7 +11,7 @@ use rusqlite::types::Value;
 
 use crate::rollout::head::SessionMetaHead;
 use crate::rollout::metadata::{serde_text, FALLBACK_SOURCE};
-use crate::thread::{ThreadMetadata, DEFAULT_PROVIDER};
+use crate::thread::DEFAULT_PROVIDER;
 
 /// Which threads a listing keeps.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -25,15 +25,6 @@ pub struct ListFilter {
 }
 
 impl ListFilter {
-    pub fn is_empty(&self) -> bool {
-        self.sources.is_empty() && self.providers.is_empty()
-    }
-
-    /// Whether a DB row passes.
-    pub fn keeps_row(&self, row: &ThreadMetadata) -> bool {
-        any_or(&self.sources, &row.source) && any_or(&self.providers, &row.model_provider)
-    }
-
     /// Whether a rollout with this head passes.
     pub fn keeps_head(&self, head: &SessionMetaHead) -> bool {
         let source = head
