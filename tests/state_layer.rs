@@ -422,7 +422,11 @@ fn open_existing_refuses_a_db_without_its_threads_table() {
         .unwrap();
     let before = std::fs::read(&db).unwrap();
     match open_existing(&ctx("q"), &c) {
-        Err(e @ StateError::MissingSchema { table: "threads", .. }) => {
+        Err(
+            e @ StateError::MissingSchema {
+                table: "threads", ..
+            },
+        ) => {
             assert!(e.to_string().contains(&db.display().to_string()), "{e}")
         }
         Err(e) => panic!("expected MissingSchema for threads, got {e}"),

@@ -260,6 +260,26 @@ fn later_listings_list_only_what_the_kernel_reported() {
         before,
         "the directory's new signature was not recorded"
     );
+
+    // So is a file removed, and a change of the directory's own permissions.
+    let listed_after = |change: &dyn Fn(), what: &str| {
+        let before = record(&rt);
+        change();
+        let seen = listing(&rt);
+        assert!(seen.dirs_listed >= 1, "{what}: {seen:?}");
+        assert_ne!(record(&rt), before, "{what}: not recorded");
+    };
+    listed_after(
+        &|| fs::remove_file(known_dir.join("notes.txt")).unwrap(),
+        "a removed file",
+    );
+    listed_after(
+        &|| {
+            use std::os::unix::fs::PermissionsExt;
+            fs::set_permissions(known_dir, fs::Permissions::from_mode(0o700)).unwrap()
+        },
+        "a permission change",
+    );
 }
 
 /// A rollout renamed into a watched directory (written elsewhere, then moved in: how
@@ -306,7 +326,13 @@ fn a_watched_directory_moved_to_a_new_name_is_followed() {
     let found = listing(&rt);
     assert_eq!(found.inserted, vec![others[0].id], "{found:?}");
     let (stored, _) = rt.read("test", load_seen).unwrap().unwrap();
-    let key = |p: &Path| p.strip_prefix(dir.path()).unwrap().to_str().unwrap().to_string();
+    let key = |p: &Path| {
+        p.strip_prefix(dir.path())
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .to_string()
+    };
     assert!(stored.contains_key(&key(&new)), "{stored:?}");
     assert!(!stored.contains_key(&key(&old)), "{stored:?}");
 }
