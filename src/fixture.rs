@@ -336,7 +336,7 @@ mod tests {
         assert!(oldest.created.timestamp_millis() >= 0);
         // Just enough: one more spacing would not fit.
         let one_more = FixtureOptions {
-            threads: 1_000_000 + 5 + 2,
+            threads: 1_000_000 + 5 + 1,
             archived: 0,
             ..opts.clone()
         };

@@ -66,6 +66,31 @@ fn home(seed: u64, threads: usize) -> (tempfile::TempDir, Vec<crate::fixture::Fi
     (dir, threads)
 }
 
+/// A home of `threads` rollouts, its handle, and its directories dated a day back.
+fn settled_home(
+    seed: u64,
+    threads: usize,
+    name: &str,
+) -> (
+    tempfile::TempDir,
+    Vec<crate::fixture::FixtureThread>,
+    StateDbHandle,
+) {
+    let (dir, threads) = home(seed, threads);
+    let rt = open(dir.path(), name);
+    backdate_dirs(&Root::Active.dir(dir.path()));
+    (dir, threads, rt)
+}
+
+/// `path`'s key in the reconcile's records: relative to the home.
+fn key_of(home: &Path, path: &Path) -> String {
+    path.strip_prefix(home)
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_string()
+}
+
 /// Sets every directory under the rollout roots a day back, so a file added later
 /// changes its mtime whatever the filesystem's timestamp granularity.
 fn backdate_dirs(dir: &Path) {
@@ -87,9 +112,7 @@ fn backdate_dirs(dir: &Path) {
 /// directory listed on every reconcile).
 #[test]
 fn a_trusted_unchanged_directory_is_skipped_and_a_changed_one_is_listed() {
-    let (dir, threads) = home(7, 3);
-    let rt = open(dir.path(), "reconcile-test");
-    backdate_dirs(&Root::Active.dir(dir.path()));
+    let (_dir, threads, rt) = settled_home(7, 3, "reconcile-test");
     let first = walking(&rt, an_hour_later()).unwrap();
     assert!(
         first.dirs_listed > 0,
@@ -137,9 +160,7 @@ fn data_version(conn: &Connection) -> i64 {
 /// every listing) or never notices a removed directory (its record kept for good).
 #[test]
 fn an_unchanged_home_writes_nothing_and_a_removed_directory_is_recorded() {
-    let (dir, threads) = home(9, 3);
-    let rt = open(dir.path(), "reconcile-quiet");
-    backdate_dirs(&Root::Active.dir(dir.path()));
+    let (dir, threads, rt) = settled_home(9, 3, "reconcile-quiet");
     walking(&rt, an_hour_later()).unwrap();
     let observer = rt.extra_connection().unwrap();
     let before = data_version(&observer);
@@ -161,12 +182,7 @@ fn an_unchanged_home_writes_nothing_and_a_removed_directory_is_recorded() {
         before,
         "the removal was not recorded"
     );
-    let key = day
-        .strip_prefix(dir.path())
-        .unwrap()
-        .to_str()
-        .unwrap()
-        .to_owned();
+    let key = key_of(dir.path(), day);
     let (stored, _) = rt.read("test", load_seen).unwrap().unwrap();
     assert!(!stored.contains_key(&key), "{key} still recorded");
     assert!(stored.values().all(|r| r.sig.is_some()), "{stored:?}");
@@ -177,9 +193,7 @@ fn an_unchanged_home_writes_nothing_and_a_removed_directory_is_recorded() {
 /// lists it again. Catches a racy check that looks at the mtime alone.
 #[test]
 fn a_directory_changed_within_the_racy_window_is_listed_again() {
-    let (dir, threads) = home(7, 2);
-    let rt = open(dir.path(), "reconcile-racy");
-    backdate_dirs(&Root::Active.dir(dir.path()));
+    let (_dir, threads, rt) = settled_home(7, 2, "reconcile-racy");
     let within = inside_racy_window(threads[0].path.parent().unwrap());
     walking(&rt, within).unwrap();
     let again = walking(&rt, within).unwrap();
@@ -196,9 +210,7 @@ fn a_directory_changed_within_the_racy_window_is_listed_again() {
 /// that vouches for nothing (every directory checked again).
 #[test]
 fn later_listings_list_only_what_the_kernel_reported() {
-    let (dir, threads) = home(11, 3);
-    let rt = open(dir.path(), "reconcile-watched");
-    backdate_dirs(&Root::Active.dir(dir.path()));
+    let (dir, threads, rt) = settled_home(11, 3, "reconcile-watched");
     armed(&rt);
     let observer = rt.extra_connection().unwrap();
     let before = data_version(&observer);
@@ -238,14 +250,10 @@ fn later_listings_list_only_what_the_kernel_reported() {
     assert_eq!(settled.dirs_listed, 0, "{settled:?}");
 
     // A change that adds no row is still recorded, for the next process's walk.
-    let key = known_dir
-        .strip_prefix(dir.path())
-        .unwrap()
-        .to_str()
-        .unwrap();
+    let key = key_of(dir.path(), known_dir);
     let record = |rt: &StateDbHandle| {
         let (stored, _) = rt.read("test", load_seen).unwrap().unwrap();
-        stored.get(key).cloned()
+        stored.get(&key).cloned()
     };
     let before = record(&rt);
     fs::write(known_dir.join("notes.txt"), b"not a rollout").unwrap();
@@ -287,9 +295,7 @@ fn later_listings_list_only_what_the_kernel_reported() {
 /// Catches a watch blind to entries moved in.
 #[test]
 fn a_rollout_renamed_into_a_watched_directory_is_indexed() {
-    let (dir, threads) = home(18, 2);
-    let rt = open(dir.path(), "reconcile-moved-in");
-    backdate_dirs(&Root::Active.dir(dir.path()));
+    let (dir, threads, rt) = settled_home(18, 2, "reconcile-moved-in");
     armed(&rt);
     let (other, others) = home(19, 1);
     let staged = dir.path().join("staged.jsonl");
@@ -307,9 +313,7 @@ fn a_rollout_renamed_into_a_watched_directory_is_indexed() {
 /// watch that keeps reporting a moved directory under its old name.
 #[test]
 fn a_watched_directory_moved_to_a_new_name_is_followed() {
-    let (dir, threads) = home(20, 2);
-    let rt = open(dir.path(), "reconcile-moved-dir");
-    backdate_dirs(&Root::Active.dir(dir.path()));
+    let (dir, threads, rt) = settled_home(20, 2, "reconcile-moved-dir");
     armed(&rt);
     let old = threads[0].path.parent().unwrap().to_path_buf();
     let new = old.with_file_name("31");
@@ -326,15 +330,11 @@ fn a_watched_directory_moved_to_a_new_name_is_followed() {
     let found = listing(&rt);
     assert_eq!(found.inserted, vec![others[0].id], "{found:?}");
     let (stored, _) = rt.read("test", load_seen).unwrap().unwrap();
-    let key = |p: &Path| {
-        p.strip_prefix(dir.path())
-            .unwrap()
-            .to_str()
-            .unwrap()
-            .to_string()
-    };
-    assert!(stored.contains_key(&key(&new)), "{stored:?}");
-    assert!(!stored.contains_key(&key(&old)), "{stored:?}");
+    assert!(stored.contains_key(&key_of(dir.path(), &new)), "{stored:?}");
+    assert!(
+        !stored.contains_key(&key_of(dir.path(), &old)),
+        "{stored:?}"
+    );
 }
 
 /// A rollout root created after the watch was armed (the first archive of a home) is
@@ -363,9 +363,7 @@ fn a_root_created_after_arming_is_walked() {
 /// directory drops the watch and its record. Catches a watch that hides both.
 #[test]
 fn rows_deleted_elsewhere_or_a_removed_directory_fall_back_to_the_walk() {
-    let (dir, threads) = home(13, 3);
-    let rt = open(dir.path(), "reconcile-fallback");
-    backdate_dirs(&Root::Active.dir(dir.path()));
+    let (dir, threads, rt) = settled_home(13, 3, "reconcile-fallback");
     armed(&rt);
     let other = rt.extra_connection().unwrap();
     other
@@ -387,9 +385,9 @@ fn rows_deleted_elsewhere_or_a_removed_directory_fall_back_to_the_walk() {
     fs::remove_dir_all(day).unwrap();
     let gone = listing(&rt);
     assert!(gone.dirs_checked > 0, "{gone:?}");
-    let key = day.strip_prefix(dir.path()).unwrap().to_str().unwrap();
+    let key = key_of(dir.path(), day);
     let (stored, _) = rt.read("test", load_seen).unwrap().unwrap();
-    assert!(!stored.contains_key(key), "{key} still recorded");
+    assert!(!stored.contains_key(&key), "{key} still recorded");
 }
 
 /// A new process's first listing walks; when rows were deleted since the walk it
@@ -398,9 +396,7 @@ fn rows_deleted_elsewhere_or_a_removed_directory_fall_back_to_the_walk() {
 /// trusts its records over a shrunken index.
 #[test]
 fn a_new_handle_after_rows_were_deleted_lists_everything() {
-    let (dir, threads) = home(17, 3);
-    let rt = open(dir.path(), "reconcile-rows-deleted");
-    backdate_dirs(&Root::Active.dir(dir.path()));
+    let (_dir, threads, rt) = settled_home(17, 3, "reconcile-rows-deleted");
     walking(&rt, an_hour_later()).unwrap();
     let trusted = walking(&rt, an_hour_later()).unwrap();
     assert!(
@@ -424,9 +420,7 @@ fn a_new_handle_after_rows_were_deleted_lists_everything() {
 /// trusts a directory whose newest file may not have its head written yet.
 #[test]
 fn a_racy_directory_is_listed_again_through_the_watch() {
-    let (dir, threads) = home(14, 2);
-    let rt = open(dir.path(), "reconcile-watched-racy");
-    backdate_dirs(&Root::Active.dir(dir.path()));
+    let (_dir, threads, rt) = settled_home(14, 2, "reconcile-watched-racy");
     let within = inside_racy_window(threads[0].path.parent().unwrap());
     for _ in 0..2 {
         reconcile_as_of(&rt, ReconcileMode::Listing, within).unwrap();
@@ -446,9 +440,7 @@ fn a_racy_directory_is_listed_again_through_the_watch() {
 /// before. Catches a racy check that looks at the ctime alone.
 #[test]
 fn a_directory_dated_ahead_of_the_clock_is_listed_again() {
-    let (dir, threads) = home(15, 2);
-    let rt = open(dir.path(), "reconcile-future");
-    backdate_dirs(&Root::Active.dir(dir.path()));
+    let (_dir, threads, rt) = settled_home(15, 2, "reconcile-future");
     let later = an_hour_later();
     let day = threads[0].path.parent().unwrap();
     let at_later = std::time::UNIX_EPOCH + std::time::Duration::from_nanos(later as u64);

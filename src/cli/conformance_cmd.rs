@@ -63,8 +63,8 @@ pub fn conformance(args: ConformanceArgs) -> ExitCode {
         Ok(c) => Arc::new(c),
         Err(e) => return usage_error(e.to_string()),
     };
-    // The matrix records every failure line; a failing cell's run directory is one
-    // `replay <file> --variant codex-<version>` away, so none is left behind here.
+    // The matrix records every failure line; a failing Codex cell's run directory is one
+    // `run <file> --target codex --seed N --keep` away, so none is left behind here.
     let opts = RunOptions {
         seed: args.seed,
         worker_binary: std::env::current_exe().ok(),

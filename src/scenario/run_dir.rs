@@ -1,8 +1,8 @@
 //! The directory a scenario runs in, shared by every target: the home it describes (the
 //! fixture threads, aliased `t0..` / `a0..`, and its extra files), the run directory, and
-//! the failure bundle written into it. A passing run's directory is removed on a thread of
-//! its own (the removal waits on the disk; the next scenario starts meanwhile), and a
-//! catalog run waits for every removal before it returns ([`finish_removals`]).
+//! the failure bundle written into it. A directory that is not kept (see
+//! [`super::outcome::Bundles`]) is removed on tokio's blocking pool, awaited before the
+//! scenario's outcome is returned.
 
 use std::path::Path;
 
@@ -67,12 +67,10 @@ pub(crate) fn build_home(sc: &Scenario, seed: u64, home: &mut HomeModel) -> Resu
 /// Removes a finished run's directory on the blocking pool, so a large home's removal
 /// does not hold up the async workers of the scenarios still running.
 pub(crate) async fn remove_run_dir(dir: tempfile::TempDir) {
-    let removed = tokio::task::spawn_blocking(move || dir.close()).await;
-    if let Some(e) = match removed {
-        Ok(closed) => closed.err().map(|e| e.to_string()),
-        Err(e) => Some(e.to_string()),
-    } {
-        tracing::warn!("removing a run directory failed: {e}");
+    match tokio::task::spawn_blocking(move || dir.close()).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::warn!("removing a run directory failed: {e}"),
+        Err(e) => tracing::warn!("removing a run directory failed: {e}"),
     }
 }
 
