@@ -203,3 +203,68 @@ fn cli_json_is_well_formed_and_bad_arguments_exit_2() {
         assert_eq!(out.status.code(), Some(2), "{bad:?}");
     }
 }
+
+/// The pages are measured in a fresh `bench-pages` process: it measures the home the DB
+/// indexes (its size counted from the DB, not taken on trust), and refuses a home without
+/// a DB instead of creating one.
+#[test]
+fn bench_pages_measures_a_complete_db_in_its_own_process_and_refuses_a_missing_one() {
+    use statedb_harness::bench::workspace::bench_config;
+    use statedb_harness::fixture::{generate_home, FixtureOptions};
+    use statedb_harness::process::ProcessContext;
+
+    let work = tempfile::tempdir().unwrap();
+    let home = work.path().join("home");
+    let db_dir = work.path().join("db");
+    std::fs::create_dir_all(&db_dir).unwrap();
+    generate_home(&home, &FixtureOptions::sized(40, 3, 5)).unwrap();
+    let pages = |sqlite_home: &std::path::Path| {
+        Command::new(BIN)
+            .args([
+                "bench-pages",
+                "--page-samples",
+                "4",
+                "--handle-samples",
+                "2",
+            ])
+            .arg("--codex-home")
+            .arg(&home)
+            .arg("--sqlite-home")
+            .arg(sqlite_home)
+            .output()
+            .unwrap()
+    };
+
+    let missing = pages(&db_dir);
+    assert_eq!(missing.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&missing.stderr);
+    assert!(
+        err.contains(&db_dir.join("state_5.sqlite").display().to_string()) && err.contains("init"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read_dir(&db_dir).unwrap().count(),
+        0,
+        "nothing created"
+    );
+
+    statedb_harness::state_db::try_init(
+        &ProcessContext::plain("setup"),
+        &bench_config(&home, &db_dir),
+    )
+    .unwrap();
+    let out = pages(&db_dir);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        json["size"], 40,
+        "the 40 active threads, not the 3 archived"
+    );
+    assert_eq!(json["first_page_ms"]["samples"], 4);
+    assert_eq!(json["last_page_ms"]["samples"], 4);
+    assert_eq!(json["first_page_new_handle_ms"]["samples"], 2);
+}

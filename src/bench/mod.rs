@@ -312,10 +312,15 @@ pub fn run_benchmarks(opts: &BenchOptions) -> BenchReport {
             Ok(f) => report.startup_gate.push(f),
             Err(e) => record("startup gate", &mut report.errors, e),
         }
+        let page_samples = pages::PageSamples {
+            pages: report.lookup_samples,
+            handles: opts.walk_samples(),
+        };
         match pages::measure(
             &ws,
             &mut home,
-            (report.lookup_samples, opts.walk_samples()),
+            page_samples,
+            opts.binary.as_deref(),
             &progress,
         ) {
             Ok(f) => report.pages.push(f),

@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 /// Summary of repeated measurements of one figure, in the unit its field name says.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Stat {
     pub median: f64,
     pub min: f64,

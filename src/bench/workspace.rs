@@ -86,9 +86,7 @@ pub struct BenchHome {
 impl BenchHome {
     /// The reference config over this home with its DB in `sqlite_home` (production timings).
     pub fn config(&self, sqlite_home: &Path) -> StateDbConfig {
-        let mut cfg = StateDbConfig::new(&self.codex_home, Timings::default());
-        cfg.runtime.sqlite_home = sqlite_home.to_path_buf();
-        cfg
+        bench_config(&self.codex_home, sqlite_home)
     }
 
     /// The sqlite home of a complete DB over this home, backfilling a new one if no family
@@ -106,6 +104,13 @@ impl BenchHome {
         self.complete_db = Some(dir.clone());
         Ok(dir)
     }
+}
+
+/// The reference config over `codex_home` with its DB in `sqlite_home` (production timings).
+pub fn bench_config(codex_home: &Path, sqlite_home: &Path) -> StateDbConfig {
+    let mut cfg = StateDbConfig::new(codex_home, Timings::default());
+    cfg.runtime.sqlite_home = sqlite_home.to_path_buf();
+    cfg
 }
 
 impl Workspace {

@@ -63,6 +63,46 @@ pub struct BenchArgs {
     pub no_catalog: bool,
 }
 
+/// The listing pages of one home, measured in a fresh process (spawned by `bench`).
+#[derive(Debug, Args)]
+pub struct BenchPagesArgs {
+    /// The generated home whose rollouts the DB indexes.
+    #[arg(long, value_name = "DIR")]
+    pub codex_home: PathBuf,
+    /// The directory holding that home's complete `state_5.sqlite`.
+    #[arg(long, value_name = "DIR")]
+    pub sqlite_home: PathBuf,
+    /// Timed first and last pages on one handle.
+    #[arg(long, value_name = "N", default_value = "100")]
+    pub page_samples: usize,
+    /// Timed first listings of new handles (each walks the home).
+    #[arg(long, value_name = "N", default_value = "5")]
+    pub handle_samples: usize,
+}
+
+/// Prints one home's page figures as JSON (exit 0), or the error (exit 2).
+pub fn bench_pages(args: BenchPagesArgs) -> ExitCode {
+    if !args.codex_home.is_dir() {
+        return usage_error(format!(
+            "--codex-home {} is not a directory; pass a generated home",
+            args.codex_home.display()
+        ));
+    }
+    let samples = crate::bench::pages::PageSamples {
+        pages: args.page_samples,
+        handles: args.handle_samples,
+    };
+    match crate::bench::pages::measure_here(&args.codex_home, &args.sqlite_home, samples)
+        .and_then(|f| serde_json::to_string(&f).map_err(|e| e.to_string()))
+    {
+        Ok(json) => {
+            println!("{json}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => usage_error(e),
+    }
+}
+
 /// Runs the catalog one scenario at a time against the reference and returns its wall
 /// time and the waits its scenarios declare.
 fn measure_catalog(dir: &std::path::Path) -> Result<HarnessOverheadInput, String> {

@@ -62,6 +62,9 @@ pub enum Command {
     Worker(scenario_cmds::WorkerArgs),
     /// Benchmark the state layer: backfill throughput, startup gate, lookups, contention.
     Bench(bench_cmd::BenchArgs),
+    /// Measure one home's listing pages in a fresh process (used by `bench`).
+    #[command(hide = true)]
+    BenchPages(bench_cmd::BenchPagesArgs),
 }
 
 /// Parses the command line and runs it.
@@ -88,6 +91,7 @@ pub fn main() -> ExitCode {
         Command::Mutants(a) => mutants_cmd::mutants(a),
         Command::Conformance(a) => conformance_cmd::conformance(a),
         Command::Bench(a) => bench_cmd::bench(a),
+        Command::BenchPages(a) => bench_cmd::bench_pages(a),
     }
 }
 
