@@ -148,7 +148,6 @@ mod tests {
                 Status::Fail
             },
             seed: 7,
-            variant: "v".into(),
             duration_ms: 0,
             declared_wait_ms: 0,
             failures: failures.iter().map(|f| f.to_string()).collect(),
@@ -157,7 +156,7 @@ mod tests {
             bundle: None,
             events: vec![],
             not_observed: vec![],
-            ran_on: crate::scenario::runner::RanOn::Reference,
+            ran_on: crate::scenario::runner::RanOn::Reference(crate::variant::Variant::Reference),
         }
     }
 

@@ -108,7 +108,10 @@ pub struct ScenarioOutcome {
     pub file: PathBuf,
     pub status: Status,
     pub seed: u64,
-    pub variant: String,
+    /// What ran it; in the JSON report, the `variant` string (`reference`, a seeded-bug
+    /// variant's name, or `codex-<version>`).
+    #[serde(rename = "variant", serialize_with = "ran_on_as_text")]
+    pub ran_on: RanOn,
     pub duration_ms: u64,
     /// Waiting the scenario declares on purpose (sleeps, expected timeouts, failpoint sleeps).
     pub declared_wait_ms: u64,
@@ -123,38 +126,48 @@ pub struct ScenarioOutcome {
     pub bundle: Option<PathBuf>,
     #[serde(skip)]
     pub events: Vec<Event>,
-    /// What ran it, for the command that replays it.
-    #[serde(skip)]
-    pub ran_on: RanOn,
 }
 
-/// What ran a scenario: the reference (any variant) through `replay`, or the real Codex,
-/// which only `run --target codex` drives.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// What ran a scenario: the reference (or one of its seeded-bug variants), which `replay`
+/// re-runs, or the real Codex, which only `run --target codex` drives.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RanOn {
-    #[default]
-    Reference,
+    Reference(Variant),
     Codex {
+        /// The Codex version, as its binary reports it.
+        version: String,
         /// The run included the scenarios that wait out Codex's startup wait.
         slow: bool,
     },
 }
 
+impl std::fmt::Display for RanOn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RanOn::Reference(variant) => write!(f, "{variant}"),
+            RanOn::Codex { version, .. } => write!(f, "codex-{version}"),
+        }
+    }
+}
+
+fn ran_on_as_text<S: serde::Serializer>(ran_on: &RanOn, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(ran_on)
+}
+
 impl ScenarioOutcome {
     /// The one command that replays this run.
     pub fn replay_command(&self) -> String {
-        if let RanOn::Codex { slow } = self.ran_on {
-            return format!(
-                "statedb-harness run {} --target codex --seed {} --keep{}",
-                self.file.display(),
-                self.seed,
-                if slow { " --slow" } else { "" }
-            );
-        }
-        let variant = if self.variant == "reference" {
-            String::new()
-        } else {
-            format!(" --variant {}", self.variant)
+        let variant = match &self.ran_on {
+            RanOn::Codex { slow, .. } => {
+                return format!(
+                    "statedb-harness run {} --target codex --seed {} --keep{}",
+                    self.file.display(),
+                    self.seed,
+                    if *slow { " --slow" } else { "" }
+                )
+            }
+            RanOn::Reference(variant) if variant.is_reference() => String::new(),
+            RanOn::Reference(variant) => format!(" --variant {variant}"),
         };
         format!(
             "statedb-harness replay {} --seed {}{variant}",
@@ -172,7 +185,7 @@ impl ScenarioOutcome {
             file: file.to_path_buf(),
             status: Status::Pass,
             seed: opts.seed,
-            variant: opts.variant.to_string(),
+            ran_on: RanOn::Reference(opts.variant),
             duration_ms: 0,
             declared_wait_ms: 0,
             failures: Vec::new(),
@@ -181,7 +194,61 @@ impl ScenarioOutcome {
             not_observed: Vec::new(),
             bundle: None,
             events: Vec::new(),
-            ran_on: RanOn::Reference,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn outcome(ran_on: RanOn) -> ScenarioOutcome {
+        ScenarioOutcome {
+            name: "s".into(),
+            file: PathBuf::from("scenarios/s.toml"),
+            status: Status::Fail,
+            seed: 9,
+            ran_on,
+            duration_ms: 0,
+            declared_wait_ms: 0,
+            failures: Vec::new(),
+            faults: Vec::new(),
+            skipped_reason: None,
+            not_observed: Vec::new(),
+            bundle: None,
+            events: Vec::new(),
+        }
+    }
+
+    /// Each kind of run replays with the command that accepts it, and the JSON report names
+    /// it with the same `variant` text as before the field was typed.
+    #[test]
+    fn what_ran_decides_the_replay_command_and_the_reported_variant() {
+        let cases = [
+            (
+                RanOn::Reference(Variant::Reference),
+                "statedb-harness replay scenarios/s.toml --seed 9",
+                "reference",
+            ),
+            (
+                RanOn::Codex {
+                    version: "0.169.0".into(),
+                    slow: true,
+                },
+                "statedb-harness run scenarios/s.toml --target codex --seed 9 --keep --slow",
+                "codex-0.169.0",
+            ),
+            #[cfg(feature = "seeded-bugs")]
+            (
+                RanOn::Reference(Variant::DeferredWrites),
+                "statedb-harness replay scenarios/s.toml --seed 9 --variant deferred-writes",
+                "deferred-writes",
+            ),
+        ];
+        for (ran_on, command, text) in cases {
+            let o = outcome(ran_on);
+            assert_eq!(o.replay_command(), command);
+            assert_eq!(serde_json::to_value(&o).unwrap()["variant"], text);
         }
     }
 }

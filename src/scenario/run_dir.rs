@@ -108,7 +108,7 @@ pub(crate) fn write_bundle(dir: &Path, outcome: &ScenarioOutcome, file: &Path) {
         format!(
             "seed: {}\nvariant: {}\nreplay: {}\n",
             outcome.seed,
-            outcome.variant,
+            outcome.ran_on,
             outcome.replay_command()
         ),
     );

@@ -38,8 +38,10 @@ impl CodexTarget {
     /// A not-yet-run outcome of `sc` on this Codex (named by its version).
     pub fn start_outcome(&self, sc: &Scenario, file: &Path, opts: &RunOptions) -> ScenarioOutcome {
         let mut outcome = ScenarioOutcome::start(sc, file, opts);
-        outcome.variant = format!("codex-{}", self.version);
-        outcome.ran_on = RanOn::Codex { slow: self.slow };
+        outcome.ran_on = RanOn::Codex {
+            version: self.version.clone(),
+            slow: self.slow,
+        };
         outcome
     }
 
