@@ -180,12 +180,16 @@ impl ScenarioOutcome {
 impl ScenarioOutcome {
     /// A not-yet-run outcome of `sc` (status pass until something fails).
     pub fn start(sc: &Scenario, file: &Path, opts: &RunOptions) -> ScenarioOutcome {
+        Self::named(&sc.name, file, opts.seed, RanOn::Reference(opts.variant))
+    }
+
+    fn named(name: &str, file: &Path, seed: u64, ran_on: RanOn) -> ScenarioOutcome {
         ScenarioOutcome {
-            name: sc.name.clone(),
+            name: name.to_string(),
             file: file.to_path_buf(),
             status: Status::Pass,
-            seed: opts.seed,
-            ran_on: RanOn::Reference(opts.variant),
+            seed,
+            ran_on,
             duration_ms: 0,
             declared_wait_ms: 0,
             failures: Vec::new(),
@@ -203,21 +207,7 @@ mod tests {
     use super::*;
 
     fn outcome(ran_on: RanOn) -> ScenarioOutcome {
-        ScenarioOutcome {
-            name: "s".into(),
-            file: PathBuf::from("scenarios/s.toml"),
-            status: Status::Fail,
-            seed: 9,
-            ran_on,
-            duration_ms: 0,
-            declared_wait_ms: 0,
-            failures: Vec::new(),
-            faults: Vec::new(),
-            skipped_reason: None,
-            not_observed: Vec::new(),
-            bundle: None,
-            events: Vec::new(),
-        }
+        ScenarioOutcome::named("s", Path::new("scenarios/s.toml"), 9, ran_on)
     }
 
     /// Each kind of run replays with the command that accepts it, and the JSON report names
