@@ -280,3 +280,54 @@ fn list_dir(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy() -> WalkPolicy {
+        WalkPolicy {
+            list_everything: true,
+            files_of_racy_dirs: true,
+            no_files: false,
+            started_ns: 0,
+            racy_window_ns: 0,
+        }
+    }
+
+    /// A directory the kernel will not watch under its key (here: already watched under
+    /// another, which the watch refuses as it would a bind mount) makes the walk's watch
+    /// incomplete, however many others were watched; with every one watched it is complete.
+    /// Catches a walk that forgets a refused watch and lets the listing trust it.
+    #[test]
+    fn a_refused_watch_leaves_the_walk_unwatched() {
+        let home = tempfile::tempdir().unwrap();
+        let day = home.path().join("sessions/2026/01/27");
+        fs::create_dir_all(&day).unwrap();
+        fs::create_dir_all(home.path().join("sessions/2026/01/28")).unwrap();
+        let roots = || Root::ALL.iter().map(|r| r.subdir().to_owned()).collect();
+
+        let mut watch = DirWatch::new(home.path(), roots()).unwrap();
+        let walked = walk(
+            home.path(),
+            &SeenDirs::default(),
+            policy(),
+            Some(&mut watch),
+        );
+        assert!(!walked.watch_incomplete);
+        assert_eq!(walked.dirs_checked, 5);
+
+        let mut watch = DirWatch::new(home.path(), roots()).unwrap();
+        assert!(watch.add(&day, "sessions/elsewhere"));
+        let walked = walk(
+            home.path(),
+            &SeenDirs::default(),
+            policy(),
+            Some(&mut watch),
+        );
+        assert!(
+            walked.watch_incomplete,
+            "the refused day directory was trusted"
+        );
+    }
+}

@@ -337,6 +337,52 @@ fn a_watched_directory_moved_to_a_new_name_is_followed() {
     );
 }
 
+/// Only regular files named as rollouts are indexed by a watched listing, as by a walk: a
+/// rollout copied under another name, and a symlink named as a rollout pointing at one
+/// outside the home, are listed and left out. Catches a relist that takes any file, or any
+/// entry with a rollout's name.
+#[test]
+fn a_watched_listing_indexes_only_regular_files_named_as_rollouts() {
+    let (_dir, threads, rt) = settled_home(22, 2, "reconcile-not-rollouts");
+    armed(&rt);
+    let (other, others) = home(23, 2);
+    let known_dir = threads[0].path.parent().unwrap();
+    fs::copy(&others[0].path, known_dir.join("copy-of-a-rollout.jsonl")).unwrap();
+    std::os::unix::fs::symlink(
+        &others[1].path,
+        known_dir.join(others[1].path.file_name().unwrap()),
+    )
+    .unwrap();
+    let found = listing(&rt);
+    assert_eq!(found.dirs_listed, 1, "{found:?}");
+    assert!(found.inserted.is_empty(), "{found:?}");
+    // A walk agrees: neither is a rollout of this home.
+    let walked = walking(&rt, an_hour_later()).unwrap();
+    assert!(walked.inserted.is_empty(), "{walked:?}");
+    drop(other);
+}
+
+/// The racy window is exact to the nanosecond: a directory changed one nanosecond less
+/// than the window before the walk is listed again, one changed exactly the window before
+/// is trusted. Its mtime is set on a half-second, so a signature that loses or mangles the
+/// nanoseconds is off by up to a second. Catches both.
+#[test]
+fn the_racy_window_is_exact_to_the_nanosecond() {
+    let (_dir, threads, rt) = settled_home(24, 2, "reconcile-racy-edge");
+    let day = threads[0].path.parent().unwrap();
+    let changed_ns = an_hour_later() / 1_000_000_000 * 1_000_000_000 + 500_000_000;
+    let at = std::time::UNIX_EPOCH + std::time::Duration::from_nanos(changed_ns as u64);
+    fs::File::open(day).unwrap().set_modified(at).unwrap();
+    let inside = changed_ns + RACY_WINDOW_NS - 1;
+    walking(&rt, inside).unwrap();
+    let again = walking(&rt, inside).unwrap();
+    assert_eq!(again.dirs_listed, 1, "inside the window: {again:?}");
+    let outside = changed_ns + RACY_WINDOW_NS;
+    walking(&rt, outside).unwrap();
+    let again = walking(&rt, outside).unwrap();
+    assert_eq!(again.dirs_listed, 0, "at the window's end: {again:?}");
+}
+
 /// A rollout root created after the watch was armed (the first archive of a home) is
 /// walked by the next listing. Catches a watch that ignores the home's own entries.
 #[test]
