@@ -188,6 +188,29 @@ fn an_unchanged_home_writes_nothing_and_a_removed_directory_is_recorded() {
     assert!(stored.values().all(|r| r.sig.is_some()), "{stored:?}");
 }
 
+/// Either of the reconcile's own tables missing (dropped by hand, or by a tool that knows
+/// only the other) means no usable records: the next reconcile walks everything, as a
+/// first one does, and writes both again. Catches a check that needs both gone.
+#[test]
+fn a_missing_bookkeeping_table_makes_the_next_reconcile_a_first_one() {
+    for table in [SEEN_ROWS_TABLE, SEEN_DIRS_TABLE] {
+        let (_dir, _threads, rt) = settled_home(25, 2, "reconcile-half-records");
+        walking(&rt, an_hour_later()).unwrap();
+        let other = rt.extra_connection().unwrap();
+        other.execute_batch(&format!("DROP TABLE {table}")).unwrap();
+        let again =
+            walking(&rt, an_hour_later()).unwrap_or_else(|e| panic!("without {table}: {e}"));
+        assert!(
+            again.full && again.dirs_listed > 0,
+            "without {table}: {again:?}"
+        );
+        assert!(
+            rt.read("test", load_seen).unwrap().is_some(),
+            "{table} not written again"
+        );
+    }
+}
+
 /// A directory whose inode changed within the racy window (here: its ctime, set by the
 /// backdating itself, though its mtime is a day old) is not trusted: the next reconcile
 /// lists it again. Catches a racy check that looks at the mtime alone.
