@@ -71,12 +71,16 @@ pub enum Command {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     // Scenario runs provoke errors on purpose; their logs belong in the event trace and
-    // failure bundles, not on the terminal.
-    let quiet = matches!(
-        cli.command,
-        Command::Run(_) | Command::Replay(_) | Command::Mutants(_) | Command::Conformance(_)
-    );
-    init_tracing(if quiet { "off" } else { "error" });
+    // failure bundles, not on the terminal. The bench runs the catalog too (and measures the
+    // layer, whose logs are not its findings): only its own warnings show.
+    let filter = match cli.command {
+        Command::Run(_) | Command::Replay(_) | Command::Mutants(_) | Command::Conformance(_) => {
+            "off"
+        }
+        Command::Bench(_) | Command::BenchPages(_) => "off,statedb_harness::bench=warn",
+        _ => "error",
+    };
+    init_tracing(filter);
     match cli.command {
         Command::Init(a) => state_cmds::init(a),
         Command::Fixture(a) => state_cmds::fixture(a),
