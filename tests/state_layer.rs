@@ -650,9 +650,11 @@ fn a_rollout_without_provider_is_indexed_under_openai() {
     assert_eq!(provider, "openai");
 }
 
-/// A DB that stays locked for the whole start: startup retries a bounded number of times
-/// and then fails, naming the lock, instead of hanging the process. (Bounded here by a
-/// generous deadline only to turn a hang into a failure.) Catches retrying forever.
+/// A DB that stays locked for the whole start: startup retries a bounded number of times,
+/// backing off between attempts, and then fails, naming the lock, instead of hanging the
+/// process. (Bounded here by a generous deadline only to turn a hang into a failure.)
+/// Catches retrying forever, and giving up at the first busy open: the backoff sleeps
+/// alone (20 + 40 + 80 + 160 ms between five attempts) put a floor under the time it took.
 #[test]
 fn startup_on_a_db_locked_throughout_gives_up_with_busy() {
     let (home, _) = home_with(1, 0);
@@ -665,11 +667,17 @@ fn startup_on_a_db_locked_throughout_gives_up_with_busy() {
     let (tx, rx) = std::sync::mpsc::channel();
     let late = c.clone();
     std::thread::spawn(move || {
-        let _ = tx.send(try_init(&ctx("late"), &late).map(|_| ()));
+        let started = Instant::now();
+        let result = try_init(&ctx("late"), &late).map(|_| ());
+        let _ = tx.send((result, started.elapsed()));
     });
-    let result = rx
+    let (result, took) = rx
         .recv_timeout(Duration::from_secs(60))
         .expect("startup on a locked DB never gave up");
+    assert!(
+        took >= Duration::from_millis(300),
+        "gave up after {took:?}, without backing off between attempts"
+    );
     let err = result
         .expect_err("the DB was locked throughout")
         .to_string();

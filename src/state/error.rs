@@ -138,3 +138,35 @@ impl StateError {
         matches!(self, StateError::Failpoint(FailpointError::Killed { .. }))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn busy(extended_code: std::ffi::c_int) -> StateError {
+        let source = rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(extended_code), None);
+        StateError::sqlite(std::path::Path::new("state_5.sqlite"), "test", source)
+    }
+
+    /// A busy error caused by a stale snapshot says so (the fix is a different transaction
+    /// mode, not a longer timeout); a plain busy error does not. Catches the label on the
+    /// wrong one.
+    #[test]
+    fn a_busy_snapshot_is_named_and_a_plain_busy_is_not() {
+        let snapshot = busy(rusqlite::ffi::SQLITE_BUSY_SNAPSHOT);
+        let plain = busy(rusqlite::ffi::SQLITE_BUSY);
+        assert!(
+            matches!(&snapshot, StateError::Busy { extended_code, .. } if *extended_code == rusqlite::ffi::SQLITE_BUSY_SNAPSHOT),
+            "{snapshot:?}"
+        );
+        assert!(
+            snapshot.to_string().contains("SQLITE_BUSY_SNAPSHOT"),
+            "{snapshot}"
+        );
+        assert!(matches!(&plain, StateError::Busy { .. }), "{plain:?}");
+        assert!(
+            !plain.to_string().contains("SQLITE_BUSY_SNAPSHOT"),
+            "{plain}"
+        );
+    }
+}
