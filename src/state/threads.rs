@@ -298,3 +298,34 @@ impl StateRuntime {
         self.read("thread_count", count)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+
+    /// A table without `first_user_message` (the title rule compares against it; an older
+    /// Codex's) takes upserts, the later one's title winning. Catches the rule used where
+    /// the column is missing ("no such column").
+    #[test]
+    fn a_table_without_first_user_message_takes_upserts() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state_5.sqlite");
+        let mut conn = Connection::open(&path).unwrap();
+        crate::state::schema::migrate(&mut conn, &path, crate::variant::Variant::default())
+            .unwrap();
+        conn.execute_batch("ALTER TABLE threads DROP COLUMN first_user_message")
+            .unwrap();
+        assert!(!ThreadColumns::of(&conn).unwrap().has("first_user_message"));
+        let id = Uuid::from_u128(0x0193_f29c_8b7a_7000_8000_0000_0000_0001);
+        let mut m = ThreadMetadata::new(id, PathBuf::from("/r/a.jsonl"), 1_700_000_000_000);
+        m.title = "first".into();
+        upsert(&conn, &m).unwrap();
+        m.title = "renamed".into();
+        upsert(&conn, &m).unwrap();
+        let title: String = conn
+            .query_row("SELECT title FROM threads", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(title, "renamed");
+    }
+}
