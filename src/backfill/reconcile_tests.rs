@@ -385,10 +385,11 @@ fn a_watched_listing_indexes_only_regular_files_named_as_rollouts() {
     drop(other);
 }
 
-/// The racy window is exact to the nanosecond: a directory changed one nanosecond less
-/// than the window before the walk is listed again, one changed exactly the window before
-/// is trusted. Its mtime is set on a half-second, so a signature that loses or mangles the
-/// nanoseconds is off by up to a second. Catches both.
+/// The racy window is exact to the nanosecond, on the mtime and on the ctime: a directory
+/// changed one nanosecond less than the window before the walk is listed again, one
+/// changed exactly the window before is trusted. Its mtime is set on a half-second, so a
+/// signature that loses or mangles the nanoseconds is off by up to a second. Catches that
+/// and a window closed one nanosecond late.
 #[test]
 fn the_racy_window_is_exact_to_the_nanosecond() {
     let (_dir, threads, rt) = settled_home(24, 2, "reconcile-racy-edge");
@@ -404,6 +405,25 @@ fn the_racy_window_is_exact_to_the_nanosecond() {
     walking(&rt, outside).unwrap();
     let again = walking(&rt, outside).unwrap();
     assert_eq!(again.dirs_listed, 0, "at the window's end: {again:?}");
+
+    // The same edge on the inode's change time, which only the kernel sets: an old mtime,
+    // and the ctime that setting it left. (Directories backdated in the same clock tick
+    // share it, so inside the window at least this one is listed.)
+    let day_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(86_400);
+    fs::File::open(day).unwrap().set_modified(day_ago).unwrap();
+    let changed_ns = {
+        use std::os::unix::fs::MetadataExt;
+        let meta = fs::metadata(day).unwrap();
+        i128::from(meta.ctime()) * 1_000_000_000 + i128::from(meta.ctime_nsec())
+    };
+    let inside = changed_ns + RACY_WINDOW_NS - 1;
+    walking(&rt, inside).unwrap();
+    let again = walking(&rt, inside).unwrap();
+    assert!(again.dirs_listed >= 1, "inside the ctime window: {again:?}");
+    let outside = changed_ns + RACY_WINDOW_NS;
+    walking(&rt, outside).unwrap();
+    let again = walking(&rt, outside).unwrap();
+    assert_eq!(again.dirs_listed, 0, "at the ctime window's end: {again:?}");
 }
 
 /// A rollout root created after the watch was armed (the first archive of a home) is
