@@ -110,6 +110,8 @@ pub mod kinds {
     pub const GATE_FAILED: &str = "gate_failed";
     pub const FAILPOINT_FIRED: &str = "failpoint_fired";
     pub const DISCREPANCY: &str = "discrepancy";
+    /// A reconcile indexed rollouts the DB had no row for (`threads`: their ids).
+    pub const RECONCILE_INDEXED: &str = "reconcile_indexed";
     pub const LOOKUP: &str = "lookup";
     pub const REPAIR: &str = "repair";
     pub const STATUS_UNKNOWN: &str = "backfill_status_unknown";

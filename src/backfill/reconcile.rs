@@ -488,7 +488,7 @@ fn report(rt: &StateDbHandle, inserted: &[Uuid]) {
         inserted.len()
     );
     rt.context().emit(
-        "reconcile_indexed",
+        crate::events::kinds::RECONCILE_INDEXED,
         json!({"threads": inserted.iter().map(|i| i.to_string()).collect::<Vec<_>>()}),
     );
 }

@@ -188,6 +188,47 @@ fn an_unchanged_home_writes_nothing_and_a_removed_directory_is_recorded() {
     assert!(stored.values().all(|r| r.sig.is_some()), "{stored:?}");
 }
 
+/// A reconcile that indexes rollouts says so in the process's event log, naming them; one
+/// that indexes nothing records nothing. Catches a reconcile that indexes silently.
+#[test]
+fn a_reconcile_that_indexes_rollouts_records_which() {
+    let (dir, threads) = home(26, 2);
+    let (sink, events) = crate::events::EventSink::memory();
+    let ctx = ProcessContext::builder()
+        .name("reconcile-events")
+        .events(sink)
+        .build();
+    let rt = try_init(&ctx, &StateDbConfig::new(dir.path(), Timings::short()))
+        .unwrap()
+        .handle;
+    backdate_dirs(&Root::Active.dir(dir.path()));
+    let indexed = |events: &std::sync::Mutex<Vec<crate::events::Event>>| -> Vec<serde_json::Value> {
+        events
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|e| e.kind == crate::events::kinds::RECONCILE_INDEXED)
+            .map(|e| e.data["threads"].clone())
+            .collect()
+    };
+    walking(&rt, an_hour_later()).unwrap();
+    assert!(indexed(&events).is_empty(), "nothing was new");
+    let (other, others) = home(27, 1);
+    let day = threads[0].path.parent().unwrap();
+    fs::copy(
+        &others[0].path,
+        day.join(others[0].path.file_name().unwrap()),
+    )
+    .unwrap();
+    drop(other);
+    let found = walking(&rt, an_hour_later()).unwrap();
+    assert_eq!(found.inserted, vec![others[0].id], "{found:?}");
+    assert_eq!(
+        indexed(&events),
+        vec![serde_json::json!([others[0].id.to_string()])]
+    );
+}
+
 /// Either of the reconcile's own tables missing (dropped by hand, or by a tool that knows
 /// only the other) means no usable records: the next reconcile walks everything, as a
 /// first one does, and writes both again. Catches a check that needs both gone.
