@@ -234,6 +234,22 @@ mod tests {
         assert_eq!(rest.len(), 28);
     }
 
+    /// The scan streams: when it hands out the oldest rollout of a home of many day
+    /// directories, it holds the path down to it and the unlisted directories beside it,
+    /// not every rollout of the home. Catches a scan that collects whole subtrees where
+    /// nothing interleaves (memory growing with the home).
+    #[test]
+    fn the_first_rollout_comes_before_the_home_is_listed() {
+        let dir = generated(300, 0);
+        let mut scan = RolloutScan::new(dir.path(), None);
+        assert!(scan.next().is_some());
+        assert!(
+            scan.stack.len() < 60,
+            "{} items held after the first of 300 rollouts",
+            scan.stack.len()
+        );
+    }
+
     #[test]
     fn batches_cover_the_scan_once() {
         let dir = generated(11, 0);
