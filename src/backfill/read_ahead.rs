@@ -231,6 +231,18 @@ mod tests {
         drop(read_ahead);
     }
 
+    /// A batch that lines up is handed back as the workers extracted it, not read again:
+    /// asked with other paths of the same length, the answer is still the submitted ones'.
+    /// Catches a read-ahead whose work is thrown away (every batch read twice).
+    #[test]
+    fn a_batch_that_lines_up_is_the_workers_extraction() {
+        let (_dir, paths) = home(4);
+        let mut read_ahead = ReadAhead::start("openai", 1);
+        read_ahead.submit(paths[..2].to_vec());
+        let got = read_ahead.next_batch(paths[2..].iter().map(PathBuf::as_path));
+        same(got, &paths[..2]);
+    }
+
     #[test]
     fn a_batch_that_does_not_line_up_is_extracted_inline() {
         let (_dir, paths) = home(4);
