@@ -117,11 +117,8 @@ impl StateError {
             StateError::LeaseLost { .. } => ErrorClass::Lease,
             StateError::Failpoint(_) => ErrorClass::Injected,
             StateError::DuplicateHandle(_) => ErrorClass::Locked,
-            StateError::Sqlite { source, .. } => match source.sqlite_error_code() {
-                Some(ErrorCode::DatabaseBusy) => ErrorClass::Busy,
-                Some(ErrorCode::DatabaseLocked) => ErrorClass::Locked,
-                _ => ErrorClass::Unknown,
-            },
+            // `sqlite()` makes busy and locked errors `Busy`: what is left is unclassified.
+            StateError::Sqlite { .. } => ErrorClass::Unknown,
         }
     }
 
