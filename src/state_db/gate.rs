@@ -8,7 +8,7 @@
 //! deadline follows the owner's progress ([`OwnerWatch`]): `stall` without progress ends the
 //! wait (by default `wait_timeout`, Codex's bound), progress extends it up to `wait_cap`.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use serde_json::json;
 
@@ -117,9 +117,34 @@ pub(super) fn wait_for_backfill_gate(
         } else {
             tracing::debug!("{message}");
         }
-        let next_poll = now + timings.poll_interval;
-        // The last wait ends at the deadline, never past it.
-        let until = deadline.map_or(next_poll, |d| next_poll.min(d));
-        changes.wait(rt, until.max(now + std::time::Duration::from_millis(1)));
+        changes.wait(rt, next_wake(now, timings.poll_interval, deadline));
+    }
+}
+
+/// When a waiting gate reads the row again if the DB does not change first: after the poll
+/// interval, or at the deadline if that comes sooner (the last wait never runs past it),
+/// and never sooner than a millisecond from now (no spinning at the deadline).
+fn next_wake(now: Instant, poll_interval: Duration, deadline: Option<Instant>) -> Instant {
+    let next_poll = now + poll_interval;
+    let until = deadline.map_or(next_poll, |d| next_poll.min(d));
+    until.max(now + Duration::from_millis(1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_next_wake_is_the_poll_or_the_deadline_and_never_now() {
+        let now = Instant::now();
+        let poll = Duration::from_secs(1);
+        assert_eq!(next_wake(now, poll, None), now + poll);
+        let soon = now + Duration::from_millis(300);
+        assert_eq!(next_wake(now, poll, Some(soon)), soon);
+        assert_eq!(next_wake(now, poll, Some(now + poll * 5)), now + poll);
+        assert_eq!(
+            next_wake(now, poll, Some(now)),
+            now + Duration::from_millis(1)
+        );
     }
 }
