@@ -141,11 +141,6 @@ fn tiny_run_gives_a_well_formed_report_and_cleans_up() {
     assert_eq!(std::fs::read_dir(work.path()).unwrap().count(), 0);
 }
 
-fn json_overhead_measured(stdout: &[u8]) -> bool {
-    let json: serde_json::Value = serde_json::from_slice(stdout).unwrap();
-    json["harness_overhead"]["measured"] == true
-}
-
 #[test]
 fn cli_json_is_well_formed_and_bad_arguments_exit_2() {
     let work = tempfile::tempdir().unwrap();
@@ -169,13 +164,13 @@ fn cli_json_is_well_formed_and_bad_arguments_exit_2() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     // The catalog it measures provokes the layer's error logs on purpose: none reach stderr.
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        json_overhead_measured(&out.stdout) && !err.contains("ERROR"),
+        json["harness_overhead"]["measured"] == true && !err.contains("ERROR"),
         "{err}"
     );
-    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(json["sizes"], serde_json::json!([50]));
     assert_eq!(json["contention"]["size"], 50);
     assert_eq!(json["contention"]["runs"][1]["exactly_one_ran"], true);

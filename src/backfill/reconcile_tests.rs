@@ -44,9 +44,34 @@ fn open(home: &Path, name: &str) -> StateDbHandle {
 /// One second after `dir`'s inode last changed: inside the racy window, however long the
 /// test took to get here.
 fn inside_racy_window(dir: &Path) -> i128 {
+    ctime_ns(dir) + 1_000_000_000
+}
+
+/// When `dir`'s inode last changed (ns since the epoch).
+fn ctime_ns(dir: &Path) -> i128 {
     use std::os::unix::fs::MetadataExt;
     let meta = fs::metadata(dir).unwrap();
-    i128::from(meta.ctime()) * 1_000_000_000 + i128::from(meta.ctime_nsec()) + 1_000_000_000
+    i128::from(meta.ctime()) * 1_000_000_000 + i128::from(meta.ctime_nsec())
+}
+
+/// Two walking reconciles as of `at`; the second's outcome (the first records what it
+/// found, the second shows what stays untrusted).
+fn walked_twice(rt: &StateDbHandle, at: i128) -> ReconcileOutcome {
+    walking(rt, at).unwrap();
+    walking(rt, at).unwrap()
+}
+
+/// A rollout this home does not have (generated in another home with `seed`), copied
+/// into `dir`; its thread id.
+fn copy_foreign_rollout(seed: u64, dir: &Path) -> Uuid {
+    let (other, others) = home(seed, 1);
+    fs::copy(
+        &others[0].path,
+        dir.join(others[0].path.file_name().unwrap()),
+    )
+    .unwrap();
+    drop(other);
+    others[0].id
 }
 
 /// An hour after now: every directory of the home is out of the racy window.
@@ -213,20 +238,10 @@ fn a_reconcile_that_indexes_rollouts_records_which() {
     };
     walking(&rt, an_hour_later()).unwrap();
     assert!(indexed(&events).is_empty(), "nothing was new");
-    let (other, others) = home(27, 1);
-    let day = threads[0].path.parent().unwrap();
-    fs::copy(
-        &others[0].path,
-        day.join(others[0].path.file_name().unwrap()),
-    )
-    .unwrap();
-    drop(other);
+    let id = copy_foreign_rollout(27, threads[0].path.parent().unwrap());
     let found = walking(&rt, an_hour_later()).unwrap();
-    assert_eq!(found.inserted, vec![others[0].id], "{found:?}");
-    assert_eq!(
-        indexed(&events),
-        vec![serde_json::json!([others[0].id.to_string()])]
-    );
+    assert_eq!(found.inserted, vec![id], "{found:?}");
+    assert_eq!(indexed(&events), vec![serde_json::json!([id.to_string()])]);
 }
 
 /// Either of the reconcile's own tables missing (dropped by hand, or by a tool that knows
@@ -259,8 +274,7 @@ fn a_missing_bookkeeping_table_makes_the_next_reconcile_a_first_one() {
 fn a_directory_changed_within_the_racy_window_is_listed_again() {
     let (_dir, threads, rt) = settled_home(7, 2, "reconcile-racy");
     let within = inside_racy_window(threads[0].path.parent().unwrap());
-    walking(&rt, within).unwrap();
-    let again = walking(&rt, within).unwrap();
+    let again = walked_twice(&rt, within);
     assert!(
         again.dirs_listed > 0,
         "racy directories were trusted: {again:?}"
@@ -384,15 +398,9 @@ fn a_watched_directory_moved_to_a_new_name_is_followed() {
     assert!(!new.exists(), "the fixture already has {}", new.display());
     fs::rename(&old, &new).unwrap();
     listing(&rt);
-    let (other, others) = home(21, 1);
-    fs::copy(
-        &others[0].path,
-        new.join(others[0].path.file_name().unwrap()),
-    )
-    .unwrap();
-    drop(other);
+    let id = copy_foreign_rollout(21, &new);
     let found = listing(&rt);
-    assert_eq!(found.inserted, vec![others[0].id], "{found:?}");
+    assert_eq!(found.inserted, vec![id], "{found:?}");
     let (stored, _) = rt.read("test", load_seen).unwrap().unwrap();
     assert!(stored.contains_key(&key_of(dir.path(), &new)), "{stored:?}");
     assert!(
@@ -439,12 +447,10 @@ fn the_racy_window_is_exact_to_the_nanosecond() {
     let at = std::time::UNIX_EPOCH + std::time::Duration::from_nanos(changed_ns as u64);
     fs::File::open(day).unwrap().set_modified(at).unwrap();
     let inside = changed_ns + RACY_WINDOW_NS - 1;
-    walking(&rt, inside).unwrap();
-    let again = walking(&rt, inside).unwrap();
+    let again = walked_twice(&rt, inside);
     assert_eq!(again.dirs_listed, 1, "inside the window: {again:?}");
     let outside = changed_ns + RACY_WINDOW_NS;
-    walking(&rt, outside).unwrap();
-    let again = walking(&rt, outside).unwrap();
+    let again = walked_twice(&rt, outside);
     assert_eq!(again.dirs_listed, 0, "at the window's end: {again:?}");
 
     // The same edge on the inode's change time, which only the kernel sets: an old mtime,
@@ -452,18 +458,12 @@ fn the_racy_window_is_exact_to_the_nanosecond() {
     // share it, so inside the window at least this one is listed.)
     let day_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(86_400);
     fs::File::open(day).unwrap().set_modified(day_ago).unwrap();
-    let changed_ns = {
-        use std::os::unix::fs::MetadataExt;
-        let meta = fs::metadata(day).unwrap();
-        i128::from(meta.ctime()) * 1_000_000_000 + i128::from(meta.ctime_nsec())
-    };
+    let changed_ns = ctime_ns(day);
     let inside = changed_ns + RACY_WINDOW_NS - 1;
-    walking(&rt, inside).unwrap();
-    let again = walking(&rt, inside).unwrap();
+    let again = walked_twice(&rt, inside);
     assert!(again.dirs_listed >= 1, "inside the ctime window: {again:?}");
     let outside = changed_ns + RACY_WINDOW_NS;
-    walking(&rt, outside).unwrap();
-    let again = walking(&rt, outside).unwrap();
+    let again = walked_twice(&rt, outside);
     assert_eq!(again.dirs_listed, 0, "at the ctime window's end: {again:?}");
 }
 
@@ -476,16 +476,10 @@ fn a_root_created_after_arming_is_walked() {
     let _ = fs::remove_dir_all(&archived);
     let rt = open(dir.path(), "reconcile-new-root");
     armed(&rt);
-    let (other, others) = home(17, 1);
     fs::create_dir(&archived).unwrap();
-    fs::copy(
-        &others[0].path,
-        archived.join(others[0].path.file_name().unwrap()),
-    )
-    .unwrap();
-    drop(other);
+    let id = copy_foreign_rollout(17, &archived);
     let found = listing(&rt);
-    assert_eq!(found.inserted, vec![others[0].id], "{found:?}");
+    assert_eq!(found.inserted, vec![id], "{found:?}");
 }
 
 /// Rows another connection deletes make the next listing walk and list everything (the
@@ -575,8 +569,7 @@ fn a_directory_dated_ahead_of_the_clock_is_listed_again() {
     let day = threads[0].path.parent().unwrap();
     let at_later = std::time::UNIX_EPOCH + std::time::Duration::from_nanos(later as u64);
     fs::File::open(day).unwrap().set_modified(at_later).unwrap();
-    walking(&rt, later).unwrap();
-    let again = walking(&rt, later).unwrap();
+    let again = walked_twice(&rt, later);
     assert_eq!(
         again.dirs_listed, 1,
         "only the future-dated directory: {again:?}"

@@ -18,7 +18,7 @@
 //! process, as `init` is: a sub-millisecond page measured inside the bench process paid for
 //! that process's history (×2.1 from 1k to 1M rollouts right after five in-process 1M
 //! backfills, while a fresh process measured the same pages flat). The child prints the
-//! figures as JSON; the parent checks they are for the size it asked for.
+//! figures as JSON; the parent checks they are for the home it generated (its size).
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -146,10 +146,10 @@ fn in_child(
 /// Measures both pages `samples.pages` times each on one handle, and a new handle's first
 /// two listings `samples.handles` times (each walks the home, so there are fewer of them),
 /// on the complete DB in `sqlite_home`, which must exist. `size` is the home's active
-/// threads as the DB counts them, so a caller can check it measured the home it meant. A page takes well under a millisecond, and a
-/// median of a handful of them moved with whatever else the machine did (×2.7 from 1k to
-/// 1M rollouts with 5 samples at load 4; flat with 1,000), so pages get as many samples as
-/// lookups.
+/// threads as the DB counts them, so a caller can check it measured the home it meant.
+/// A page takes well under a millisecond, and a median of a handful of them moved with
+/// whatever else the machine did (×2.7 from 1k to 1M rollouts with 5 samples at load 4;
+/// flat with 1,000), so pages get as many samples as lookups.
 pub fn measure_here(
     codex_home: &Path,
     sqlite_home: &Path,
